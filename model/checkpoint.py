@@ -22,13 +22,10 @@ def build_model(config: ModelConfig, pretrained_encoder: bool = False) -> ResUNe
     return ResUNet(config, pretrained_encoder=pretrained_encoder)
 
 
-def save_checkpoint(
-    path: str | Path, model: ResUNet, meta: dict[str, Any] | None = None, half: bool = False
-) -> None:
+def save_checkpoint(path: str | Path, model: ResUNet, meta: dict[str, Any] | None = None, half: bool = False) -> None:
     """Write ``model`` with its config; ``half`` stores float tensors as fp16 (for shipping)."""
     state = {
-        k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
-        for k, v in model.state_dict().items()
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in model.state_dict().items()
     }
     payload = {"format": FORMAT_VERSION, "config": model.config.to_dict(), "state_dict": state, "meta": meta or {}}
     path = Path(path)

@@ -41,7 +41,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output; unknown keys are rejected with their names."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known

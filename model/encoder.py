@@ -15,9 +15,7 @@ class TimmEncoder(nn.Module):
 
     def __init__(self, name: str, pretrained: bool = False) -> None:
         super().__init__()
-        self.model = timm.create_model(
-            name, pretrained=pretrained, features_only=True, out_indices=(0, 1, 2, 3, 4)
-        )
+        self.model = timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=(0, 1, 2, 3, 4))
         self.channels: list[int] = list(self.model.feature_info.channels())
         self.strides: list[int] = list(self.model.feature_info.reduction())
 

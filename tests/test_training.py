@@ -1,0 +1,134 @@
+"""Loss, boundary weight map, CopyPaste, metrics and a tiny end-to-end training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from model import load_model
+from training.copy_paste import CopyPaste, paste_object
+from training.losses import boundary_weight_map, segmentation_loss, weighted_cross_entropy, weighted_dice_loss
+from training.metrics import MetricAccumulator, per_image_metrics
+
+
+def disc(size: int = 32, radius: int = 8) -> np.ndarray:
+    mask = np.zeros((size, size), np.float32)
+    cv2.circle(mask, (size // 2, size // 2), radius, 1.0, -1)
+    return mask
+
+
+def test_boundary_weight_peaks_on_contour_and_falls_off() -> None:
+    weight = boundary_weight_map(disc(), w0=5, sigma=2)
+    row = weight[16]
+    edge = 16 + 8  # contour column on the centre row
+    assert row[edge - 1 : edge + 1].max() == pytest.approx(row.max(), rel=0.05)
+    assert row[16] == pytest.approx(1.0, abs=1e-2)  # centre, far inside
+    assert row[0] < row[edge - 2] and row[16] < row[edge - 2]
+    assert np.allclose(boundary_weight_map(np.zeros((8, 8))), 1.0)
+
+
+def test_loss_small_for_right_answer_large_for_wrong() -> None:
+    alpha = torch.from_numpy(disc())[None]
+    weight = torch.from_numpy(boundary_weight_map(disc()))[None]
+    good = torch.stack([-10 * (alpha - 0.5), 10 * (alpha - 0.5)], 1)
+    bad = -good
+    assert segmentation_loss(good, alpha, weight) < 0.05
+    assert segmentation_loss(bad, alpha, weight) > 1.5
+    assert weighted_dice_loss(good, alpha, weight) < weighted_dice_loss(bad, alpha, weight)
+
+
+def test_boundary_weight_emphasises_edge_errors() -> None:
+    alpha = torch.from_numpy(disc())[None]
+    weight = torch.from_numpy(boundary_weight_map(disc(), w0=10, sigma=2))[None]
+    logits = torch.stack([-10 * (alpha - 0.5), 10 * (alpha - 0.5)], 1)
+    near_edge, far = logits.clone(), logits.clone()
+    near_edge[:, :, 16, 23] *= -1  # flip one pixel at the contour
+    far[:, :, 16, 16] *= -1  # flip one pixel at the centre
+    assert weighted_cross_entropy(near_edge, alpha, weight) > 3 * weighted_cross_entropy(far, alpha, weight)
+
+
+def test_metrics_known_values() -> None:
+    alpha = torch.zeros(1, 4, 4)
+    alpha[0, :2] = 1  # 8 foreground pixels
+    prob = torch.zeros(1, 4, 4)
+    prob[0, :1] = 1  # 4 predicted, all right
+    prob[0, 3, 0] = 0.9  # 1 false positive
+    m = per_image_metrics(prob, alpha)
+    assert m["precision"].item() == pytest.approx(4 / 5)
+    assert m["recall"].item() == pytest.approx(4 / 8)
+    assert m["iou"].item() == pytest.approx(4 / 9)
+    assert m["f1"].item() == pytest.approx(8 / 13)
+    assert m["mae"].item() == pytest.approx((4 + 0.9) / 16)
+    empty = per_image_metrics(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))
+    assert empty["iou"].item() == 1.0
+    acc = MetricAccumulator()
+    acc.update(m)
+    acc.update(empty)
+    assert acc.means()["n"] == 2 and acc.means()["iou"] == pytest.approx((4 / 9 + 1) / 2)
+
+
+def test_paste_object_scale_place_and_soft_alpha() -> None:
+    image = np.full((40, 20, 3), 200, np.uint8)
+    alpha = np.zeros((40, 20), np.float32)
+    alpha[10:30, 5:15] = 1.0
+    alpha[10:30, 4] = 0.5  # a soft edge
+    background = np.zeros((100, 100, 3), np.float32)
+    out, new_alpha = paste_object(image, alpha, background, scale=0.5, centre=(0.5, 0.5))
+    ys, xs = np.nonzero(new_alpha > 0.5)
+    assert ys.max() - ys.min() + 1 == pytest.approx(50, abs=2)  # longest side = half the canvas
+    assert abs((ys.min() + ys.max()) / 2 - 50) <= 2 and abs((xs.min() + xs.max()) / 2 - 50) <= 3
+    assert ((new_alpha > 0.05) & (new_alpha < 0.95)).any()  # soft edge survives
+    assert out[50, 50].tolist() == [200, 200, 200] and out[5, 5].tolist() == [0, 0, 0]
+
+
+def test_copy_paste_transform_outputs_canvas_with_studio_background() -> None:
+    transform = CopyPaste(None, canvas=(64, 48), scale=(0.5, 0.6), shadow_p=1.0, p=1.0)
+    transform.set_random_seed(3)
+    image = np.zeros((30, 30, 3), np.uint8)
+    alpha = disc(30, 10)
+    out = transform(image=image, mask=alpha)
+    assert out["image"].shape == (64, 48, 3) and out["mask"].shape == (64, 48)
+    background = out["image"][out["mask"] < 0.01]
+    assert background.mean() > 150  # studio sweep is light
+    assert out["image"][out["mask"] > 0.99].max() == 0  # the black object is pasted as is
+    assert 0.05 < out["mask"].mean() < 0.5
+
+
+def make_tiny_data(root: Path) -> None:
+    """The folder layout of ../shared/data with a handful of synthetic images."""
+    rng = np.random.default_rng(0)
+    for sub in ("shoes/train", "backgrounds", "ecssd/images", "ecssd/masks", "bench/white/images", "bench/white/masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(4):
+        rgba = np.zeros((96, 128, 4), np.uint8)
+        cv2.ellipse(rgba, (64, 48), (40, 20), 0, 0, 360, (30, 60, 200, 255), -1)
+        cv2.imwrite(str(root / f"shoes/train/{i}.webp"), rgba, [cv2.IMWRITE_WEBP_QUALITY, 101])
+        cv2.imwrite(str(root / f"backgrounds/{i}.jpg"), rng.integers(0, 255, (80, 100, 3), dtype=np.uint8))
+        for folder in ("ecssd", "bench/white"):
+            image = np.full((90, 120, 3), 240, np.uint8)
+            mask = np.zeros((90, 120), np.uint8)
+            cv2.rectangle(image, (30, 20), (80, 70), (20, 20, 20), -1)
+            cv2.rectangle(mask, (30, 20), (80, 70), 255, -1)
+            cv2.imwrite(str(root / f"{folder}/images/{i}.jpg"), image)
+            cv2.imwrite(str(root / f"{folder}/masks/{i}.png"), mask)
+
+
+def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
+    from training.train import main
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    make_tiny_data(data)
+    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    main(["--config", str(config), "--out", str(out), "--data", str(data)])
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and set(history[0]["val"]["white"]) >= {"iou", "precision", "recall", "f1", "mae"}
+    model = load_model(out / "best_model.pth")
+    assert model.config.encoder == "tf_efficientnet_lite0"
+    main(["--config", str(config), "--out", str(out), "--data", str(data), "--resume", "--epochs", "2"])
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    assert "resumed from" in (out / "train.log").read_text()

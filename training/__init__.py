@@ -1,0 +1,1 @@
+"""Two-stage training of the ResUNet: data, augmentation, loss, metrics, loop."""

@@ -1,0 +1,103 @@
+"""Albumentations pipelines for training and validation, built from a stage config."""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+from albumentations.pytorch import ToTensorV2
+
+from .config import AugmentConfig
+from .copy_paste import CopyPaste
+
+
+def train_pipeline(
+    aug: AugmentConfig, image_size: int, mean: tuple, std: tuple, background_dir: str | None, paste_p: float
+) -> A.Compose:
+    """Paste -> geometry -> photometric -> crop/resize to ``image_size`` -> normalise -> tensors.
+
+    Input: image (H, W, 3) uint8 RGB, mask (H, W) float32 alpha. Output: image (3, S, S) float
+    tensor, mask (S, S) float tensor in [0, 1].
+    """
+    return A.Compose(
+        [
+            paste_or_letterbox(background_dir, aug, paste_p),
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                scale=(0.85, 1.15),
+                translate_percent=(-0.1, 0.1),
+                rotate=(-aug.rotate, aug.rotate),
+                shear=(-5, 5),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=0,
+                mask_interpolation=cv2.INTER_LINEAR,
+                p=aug.affine_p,
+            ),
+            A.OneOf([A.Perspective(scale=(0.02, 0.06)), A.GridDistortion(distort_limit=0.15)], p=aug.distort_p),
+            A.OneOf([A.GaussNoise(std_range=(0.01, 0.05)), A.ISONoise()], p=aug.noise_p),
+            A.OneOf([A.CLAHE(), A.Sharpen(alpha=(0.1, 0.3))], p=aug.contrast_p),
+            A.OneOf(
+                [
+                    A.GaussianBlur(blur_limit=(3, 5)),
+                    A.MotionBlur(blur_limit=(3, 5)),
+                    A.ImageCompression(quality_range=(40, 90)),
+                    A.Downscale(scale_range=(0.5, 0.8)),
+                ],
+                p=aug.degrade_p,
+            ),
+            A.OneOf(
+                [
+                    A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.3, hue=0.05),
+                    A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20),
+                    A.PlanckianJitter(),
+                    A.ChannelShuffle(),
+                ],
+                p=aug.color_p,
+            ),
+            A.RandomResizedCrop(
+                size=(image_size, image_size),
+                scale=(aug.crop_min_scale, 1.0),
+                ratio=(0.8, 1.25),
+                mask_interpolation=cv2.INTER_LINEAR,
+            ),
+            A.Normalize(mean=mean, std=std, max_pixel_value=255.0),
+            ToTensorV2(),
+        ],
+    )
+
+
+def eval_pipeline(image_size: int, mean: tuple, std: tuple) -> A.Compose:
+    """Letterbox to ``image_size`` (longest side, centred zero padding), normalise, to tensors."""
+    return A.Compose(
+        [
+            A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_AREA),
+            A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+            A.Normalize(mean=mean, std=std, max_pixel_value=255.0),
+            ToTensorV2(),
+        ]
+    )
+
+
+def paste_or_letterbox(background_dir: str | None, aug: AugmentConfig, paste_p: float) -> A.BasicTransform:
+    """With ``paste_p`` paste the object on a new background, else letterbox the photo to the canvas."""
+    paste = CopyPaste(
+        background_dir,
+        canvas=(aug.canvas, aug.canvas),
+        scale=(aug.paste_min_scale, aug.paste_max_scale),
+        studio_p=aug.studio_p,
+        shadow_p=aug.shadow_p,
+        p=1.0,
+    )
+    if paste_p >= 1.0:
+        return paste
+    letterbox = A.Compose(
+        [
+            A.LongestMaxSize(max_size=aug.canvas, mask_interpolation=cv2.INTER_LINEAR),
+            A.PadIfNeeded(aug.canvas, aug.canvas, border_mode=cv2.BORDER_REFLECT_101),
+        ],
+        p=1.0 - paste_p,
+    )
+    if paste_p <= 0:
+        return letterbox
+    paste.p = paste_p
+    return A.OneOf([paste, letterbox], p=1.0)

@@ -1,0 +1,90 @@
+"""Stage configs (YAML files in ``training/configs``) as typed dataclasses."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_DATA_ROOT = "../shared/data"
+
+
+def data_root(override: str | None = None) -> Path:
+    """The data folder: argument, else $SHOESEG_DATA, else ``../shared/data``."""
+    return Path(override or os.environ.get("SHOESEG_DATA") or DEFAULT_DATA_ROOT)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    return cls(**data)
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation probabilities and ranges (see ``augment.train_pipeline``)."""
+
+    canvas: int = 512
+    copy_paste_p: float = 0.4
+    paste_min_scale: float = 0.45
+    paste_max_scale: float = 0.95
+    studio_p: float = 0.5
+    shadow_p: float = 0.5
+    rotate: float = 20.0
+    affine_p: float = 0.6
+    distort_p: float = 0.1
+    noise_p: float = 0.2
+    contrast_p: float = 0.2
+    degrade_p: float = 0.1
+    color_p: float = 0.8
+    crop_min_scale: float = 0.35
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from, relative to the data root."""
+
+    cutouts: list[str] = field(default_factory=lambda: ["shoes/train"])
+    pairs: list[str] = field(default_factory=list)
+    cutout_share: float = 1.0
+    backgrounds: str | None = "backgrounds"
+    val: list[str] = field(default_factory=lambda: ["bench/white", "bench/scene"])
+    val_limit: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """One training stage."""
+
+    name: str
+    model: dict[str, Any] = field(default_factory=dict)
+    init: str = "imagenet"
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    image_size: int = 320
+    val_size: int = 320
+    epochs: int = 10
+    samples_per_epoch: int = 512
+    batch_size: int = 8
+    lr: float = 1e-3
+    encoder_lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    boundary_w0: float = 5.0
+    boundary_sigma: float = 4.0
+    num_workers: int = 1
+    seed: int = 0
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw["data"] = _from_dict(DataConfig, raw.get("data", {}), f"{path}: data")
+        raw["augment"] = _from_dict(AugmentConfig, raw.get("augment", {}), f"{path}: augment")
+        return _from_dict(cls, raw, str(path))
