@@ -1,0 +1,154 @@
+"""Score a checkpoint on ``images/`` + ``masks/`` folders at each image's own resolution.
+
+``python -m training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
+prints a table, writes ``{subset: {iou, precision, recall, f1, mae, n}}`` (per-image means; with
+``--peers`` also ``"peers": {name: {subset: ...}}``) and a PNG grid of the worst cutouts beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from handler.image_io import letterbox, unletterbox_probability
+from model import load_model
+from model.inference import foreground_probability
+
+from .data import pair_files, read_mask, read_rgb
+from .metrics import MetricAccumulator, per_image_metrics
+
+DEFAULT_WEIGHTS = "weights/resunet.pth"
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def subsets(folder: Path) -> dict[str, Path]:
+    """``folder`` itself when it holds ``images/``, else each child that does."""
+    if (folder / "images").is_dir():
+        return {folder.name: folder}
+    found = {p.name: p for p in sorted(folder.iterdir()) if (p / "images").is_dir()}
+    if not found:
+        raise FileNotFoundError(f"{folder} holds no images/ + masks/ folder (nor subsets of them)")
+    return found
+
+
+def model_predictor(model: torch.nn.Module) -> Predictor:
+    """RGB (H, W, 3) uint8 -> alpha (H, W) float32, the same path as the server."""
+    config = model.config
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        x, info = letterbox(image, config.input_size, config.mean, config.std)
+        prob = foreground_probability(model, x[None])[0].cpu().numpy()
+        return unletterbox_probability(prob, info)
+
+    return predict
+
+
+def score_subset(
+    predict: Predictor, folder: Path, desc: str, limit: int = 0
+) -> tuple[dict, list[tuple[float, Path, np.ndarray]]]:
+    """Per-image mean metrics over one subset (``limit``: evenly spaced subsample), and (iou, path, alpha)."""
+    acc = MetricAccumulator()
+    per_image = []
+    pairs = pair_files(folder)
+    if limit and limit < len(pairs):
+        pairs = pairs[:: len(pairs) // limit][:limit]
+    for image_path, mask_path in tqdm(pairs, desc=desc, mininterval=5):
+        image, truth = read_rgb(image_path), read_mask(mask_path)
+        alpha = predict(image)
+        metrics = per_image_metrics(torch.from_numpy(alpha)[None], torch.from_numpy(truth)[None])
+        acc.update(metrics)
+        per_image.append((float(metrics["iou"]), image_path, alpha))
+    return acc.means(), per_image
+
+
+def worst_grid(per_image: list[tuple[float, Path, np.ndarray]], path: Path, count: int = 8, height: int = 200) -> None:
+    """Rows of input | truth | predicted alpha | cutout on a checkerboard for the lowest-IoU images."""
+    rows = []
+    for iou, image_path, alpha in sorted(per_image, key=lambda t: t[0])[:count]:
+        image = read_rgb(image_path)
+        truth = read_mask(image_path.parent.parent / "masks" / f"{image_path.stem}.png")
+        h, w = alpha.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        checker = np.where(((yy // 16 + xx // 16) % 2)[..., None] == 0, 200, 255).astype(np.float32)
+        cutout = (image * alpha[..., None] + checker * (1 - alpha[..., None])).astype(np.uint8)
+        tiles = [image, *(np.repeat((m * 255).astype(np.uint8)[..., None], 3, 2) for m in (truth, alpha)), cutout]
+        row = np.concatenate([cv2.resize(t, (round(w * height / h), height)) for t in tiles], axis=1)
+        cv2.putText(
+            row,
+            f"{image_path.parent.parent.name}/{image_path.name} IoU {iou:.3f}",
+            (5, 20),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (255, 0, 0),
+            2,
+        )
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+
+def format_table(results: dict[str, dict[str, dict]]) -> str:
+    """Markdown table: one row per (model, subset)."""
+    lines = ["| model | subset | IoU | precision | recall | F1 | MAE | n |", "|---|---|---|---|---|---|---|---|"]
+    for name, scores in results.items():
+        for subset, m in scores.items():
+            lines.append(
+                f"| {name} | {subset} | {m['iou']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} | "
+                f"{m['f1']:.4f} | {m['mae']:.4f} | {m['n']} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder with images/+masks/, or with subsets of them")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"checkpoint (default {DEFAULT_WEIGHTS})")
+    parser.add_argument("--out", default="reports/eval.json", help="JSON scores; the worst-cutouts PNG goes beside")
+    parser.add_argument(
+        "--peers",
+        nargs="?",
+        const="../shared/peers",
+        default=None,
+        help="also score the ONNX peers in this folder (default ../shared/peers)",
+    )
+    parser.add_argument("--limit", type=int, default=0, help="score only N evenly spaced images per subset")
+    parser.add_argument("--threads", type=int, default=0, help="torch/onnxruntime threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    folders = subsets(Path(args.data))
+    model = load_model(args.weights)
+    results: dict[str, dict[str, dict]] = {"resunet": {}}
+    worst: list = []
+    for subset, folder in folders.items():
+        results["resunet"][subset], per_image = score_subset(
+            model_predictor(model), folder, f"resunet {subset}", args.limit
+        )
+        worst += per_image
+    report: dict = dict(results["resunet"])
+    if args.peers:
+        from .peers import load_peers
+
+        report["peers"] = {}
+        for peer in load_peers(args.peers, threads=torch.get_num_threads()):
+            scores = {s: score_subset(peer.predict, f, f"{peer.name} {s}", args.limit)[0] for s, f in folders.items()}
+            results[peer.name] = report["peers"][peer.name] = scores
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    worst_grid(worst, out.with_name(out.stem + "_worst.png"))
+    print(format_table(results))
+    print(f"wrote {out} and {out.with_name(out.stem + '_worst.png')}")
+
+
+if __name__ == "__main__":
+    main()
