@@ -132,3 +132,22 @@ def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
     main(["--config", str(config), "--out", str(out), "--data", str(data), "--resume", "--epochs", "2"])
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
     assert "resumed from" in (out / "train.log").read_text()
+
+
+def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
+    from model import build_model, save_checkpoint
+    from tests.test_model import TINY
+    from training.evaluate import main as evaluate
+    from training.ship import main as ship
+
+    data = tmp_path / "data"
+    make_tiny_data(data)
+    save_checkpoint(tmp_path / "raw.pth", build_model(TINY))
+    ship([str(tmp_path / "raw.pth"), str(tmp_path / "ship.pth")])
+    out = tmp_path / "scores.json"
+    evaluate(["--data", str(data / "bench"), "--weights", str(tmp_path / "ship.pth"), "--out", str(out)])
+    scores = json.loads(out.read_text())
+    assert set(scores) == {"white"}
+    assert scores["white"]["n"] == 4 and 0 <= scores["white"]["iou"] <= 1
+    grid = cv2.imread(str(tmp_path / "scores_worst.png"))
+    assert grid is not None and grid.shape[0] == 4 * 200
