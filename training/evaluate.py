@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handler.image_io import letterbox, unletterbox_probability
+from handler.cutout import predict_alpha
 from model import load_model
-from model.inference import foreground_probability
 
 from .data import pair_files, read_mask, read_rgb
 from .metrics import MetricAccumulator, per_image_metrics
@@ -36,18 +35,6 @@ def subsets(folder: Path) -> dict[str, Path]:
     if not found:
         raise FileNotFoundError(f"{folder} holds no images/ + masks/ folder (nor subsets of them)")
     return found
-
-
-def model_predictor(model: torch.nn.Module) -> Predictor:
-    """RGB (H, W, 3) uint8 -> alpha (H, W) float32, the same path as the server."""
-    config = model.config
-
-    def predict(image: np.ndarray) -> np.ndarray:
-        x, info = letterbox(image, config.input_size, config.mean, config.std)
-        prob = foreground_probability(model, x[None])[0].cpu().numpy()
-        return unletterbox_probability(prob, info)
-
-    return predict
 
 
 def score_subset(
@@ -131,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     worst: list = []
     for subset, folder in folders.items():
         results["resunet"][subset], per_image = score_subset(
-            model_predictor(model), folder, f"resunet {subset}", args.limit
+            lambda image: predict_alpha(model, image), folder, f"resunet {subset}", args.limit
         )
         worst += per_image
     report: dict = dict(results["resunet"])
