@@ -109,6 +109,8 @@ def make_tiny_data(root: Path) -> None:
         cv2.ellipse(rgba, (64, 48), (40, 20), 0, 0, 360, (30, 60, 200, 255), -1)
         cv2.imwrite(str(root / f"shoes/train/{i}.webp"), rgba, [cv2.IMWRITE_WEBP_QUALITY, 101])
         cv2.imwrite(str(root / f"backgrounds/{i}.jpg"), rng.integers(0, 255, (80, 100, 3), dtype=np.uint8))
+    cv2.imwrite(str(root / "shoes/train/opaque.webp"), np.zeros((20, 20, 3), np.uint8))  # no alpha: skipped
+    for i in range(4):
         for folder in ("ecssd", "bench/white"):
             image = np.full((90, 120, 3), 240, np.uint8)
             mask = np.zeros((90, 120), np.uint8)
@@ -151,3 +153,10 @@ def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
     assert scores["white"]["n"] == 4 and 0 <= scores["white"]["iou"] <= 1
     grid = cv2.imread(str(tmp_path / "scores_worst.png"))
     assert grid is not None and grid.shape[0] == 4 * 200
+
+
+def test_cutouts_without_alpha_are_skipped(tmp_path: Path) -> None:
+    from training.data import cutout_files
+
+    make_tiny_data(tmp_path)
+    assert sorted(p.stem for p in cutout_files(tmp_path / "shoes/train")) == ["0", "1", "2", "3"]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import albumentations as A
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .backgrounds import list_images
 from .losses import boundary_weight_map
+
+log = logging.getLogger(__name__)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -36,6 +40,19 @@ def read_mask(path: Path) -> np.ndarray:
     if mask is None:
         raise ValueError(f"cannot decode mask {path}")
     return mask.astype(np.float32) / 255.0
+
+
+def cutout_files(folder: Path) -> list[Path]:
+    """Images in ``folder`` that carry an alpha channel; others are skipped with a warning."""
+    files = []
+    for path in list_images(folder):
+        with Image.open(path) as image:
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        if has_alpha:
+            files.append(path)
+        else:
+            log.warning("skipping %s: no alpha channel (mode %s), so no mask", path, image.mode)
+    return files
 
 
 def pair_files(folder: Path) -> list[tuple[Path, Path]]:
@@ -63,7 +80,7 @@ class MixedSegmentationDataset(Dataset):
         weight_args: tuple[float, float] = (5.0, 4.0),
         seed: int = 0,
     ) -> None:
-        self.cutouts = [p for d in cutout_dirs for p in list_images(d)]
+        self.cutouts = [p for d in cutout_dirs for p in cutout_files(d)]
         self.pairs = [pair for d in pair_dirs for pair in pair_files(d)]
         if not self.cutouts and not self.pairs:
             raise ValueError("no training data: set data.cutouts or data.pairs in the stage config")
