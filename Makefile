@@ -1,0 +1,55 @@
+# ShoeSeg: `make serve` (start TorchServe on the shipped model), `make stop`, `make test`, `make lint`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WEIGHTS ?= weights/resunet.pth
+MODEL_STORE ?= model_store
+SERVE_HOME ?= .serve
+SERVE_TIMEOUT ?= 300
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv protos mar serve stop test lint check-weights clean
+
+## venv: .venv with the project (editable) and its dev tools; redone when pyproject.toml changes
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+## protos: gRPC stubs for proto/*.proto -> shoeseg_client/proto_gen/ (git-ignored)
+protos: shoeseg_client/proto_gen/inference_pb2_grpc.py
+shoeseg_client/proto_gen/inference_pb2_grpc.py: proto/inference.proto proto/management.proto shoeseg_client/protos.py | venv
+	$(PY) -m shoeseg_client.protos
+
+check-weights:
+	@test -f "$(WEIGHTS)" || { echo "no shipped model yet: train one (make train) or pass WEIGHTS=path" >&2; exit 1; }
+
+## mar: model_store/resunet.mar from WEIGHTS (+ the model and handler packages, model-config.yaml)
+mar: check-weights venv
+	$(PY) -m handler.server mar --weights "$(WEIGHTS)" --export $(MODEL_STORE)
+
+## serve: (re)start TorchServe in the background from .serve/ and wait until a real prediction succeeds
+serve: check-weights venv protos mar
+	$(PY) -m handler.server start --restart --home $(SERVE_HOME) --model-store $(MODEL_STORE) \
+		--timeout $(SERVE_TIMEOUT)
+
+## stop: stop the server started by `make serve` and wait until its processes are gone
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m handler.server stop --home $(SERVE_HOME); fi
+
+## test: the whole suite (unit + integration tests that start their own TorchServe on free ports)
+test: venv protos
+	$(PY) -m pytest
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean: stop
+	rm -rf $(MODEL_STORE) $(SERVE_HOME) shoeseg_client/proto_gen
+
+# ---- training / evaluation: reserved for the model engineer (train, eval targets go here) ----------
+
+# ---- end of training / evaluation --------------------------------------------------------------------

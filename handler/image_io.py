@@ -1,0 +1,220 @@
+"""Pure image I/O for serving: request bytes -> RGB, letterbox for the model, probability -> RGBA PNG.
+
+No TorchServe import here, so the functions can be tested and reused (CLI, benchmarks) on their own.
+
+Alpha inputs (RGBA, LA, palette with transparency) are composited on white before inference: product
+photos are shot on light backgrounds, and a transparent pixel's RGB is undefined otherwise. The
+returned cutout carries the composited RGB with the model's alpha.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# Formats we decode; anything else is refused with 415. The JPEG opener also reads MPO (phones' multi-picture).
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# Largest accepted image in pixels: 48 MP covers every current DSLR and phone at full resolution while
+# bounding a worker's memory (the RGBA result alone is 4 bytes a pixel).
+DEFAULT_MAX_PIXELS = 48_000_000
+# PIL's own decompression-bomb guard, set on purpose: its warning is silenced (``max_pixels`` decides), its
+# hard error at 2x this limit stays as a backstop and is answered with 413 too.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.init()  # register every plugin now: ``Image.open(formats=...)`` only knows registered ones (MPO, WEBP)
+# PNG zlib level for the cutout, measured on a 12 MP photo with sensor noise (RGBA): level 0 0.4 s / 48 MB,
+# 1 0.8 s / 21 MB, 3 (cv2's default) 1.2 s / 20 MB, 6 4.8 s / 19 MB. Level 1: 6% larger, 1.5x faster than 3.
+DEFAULT_PNG_LEVEL = 1
+WHITE = (255, 255, 255)
+
+
+class InvalidImageError(ValueError):
+    """A request body we cannot turn into an image; ``status`` is the HTTP code to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        kind = {413: "ImageTooLarge", 415: "UnsupportedMediaType"}.get(self.status, "InvalidImage")
+        return {"code": self.status, "type": kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class LetterboxInfo:
+    """Where the image sits inside the square: ``scale`` applied, padding, and original ``h`` x ``w``."""
+
+    scale: float
+    pad_top: int
+    pad_left: int
+    h: int
+    w: int
+
+    @property
+    def inner(self) -> tuple[int, int]:
+        """(height, width) of the resized image inside the square."""
+        return max(1, round(self.h * self.scale)), max(1, round(self.w * self.scale))
+
+
+_BASE64 = re.compile(rb"[A-Za-z0-9+/=_\-\r\n]+")
+_HOW_TO_SEND = "send the file's raw bytes (`curl -T shoe.jpg URL`) or a multipart file (`curl -F data=@shoe.jpg URL`)"
+
+
+def request_payload(request: dict[str, Any]) -> bytes:
+    """The image bytes of one TorchServe request: its ``data`` / ``body`` entry or its single bytes field."""
+    value = request.get("data", request.get("body"))
+    if value is None:
+        blobs = [v for v in request.values() if isinstance(v, bytes | bytearray)]
+        value = blobs[0] if len(blobs) == 1 else None
+    if value is None:
+        raise InvalidImageError(f"no image in the request body; {_HOW_TO_SEND}")
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    if isinstance(value, dict | list):
+        raise InvalidImageError(f"got a JSON document, not an image; {_HOW_TO_SEND}", status=415)
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidImageError(f"unexpected request body type {type(value).__name__}; {_HOW_TO_SEND}")
+    return bytes(value)
+
+
+def _looks_like_base64(data: bytes) -> bool:
+    head = data[:4096].strip()
+    return head.startswith(b"data:image/") or (len(head) >= 16 and _BASE64.fullmatch(head) is not None)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Any PIL mode -> (H, W, 3) uint8 RGB; alpha is composited on white, 16-bit and float scaled to 8-bit."""
+    if image.mode.startswith("I;16"):
+        grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode in ("I", "F"):  # 32-bit int (old 16-bit PNG reader, TIFF) or float TIFF
+        values = np.asarray(image, dtype=np.float32)
+        top = float(values.max(initial=0.0))
+        scale = 255.0 if image.mode == "F" and top <= 1.0 else (1.0 if top <= 255 else 1 / 257.0)
+        grey = np.clip(values * scale, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        canvas = Image.new("RGB", image.size, WHITE)
+        canvas.paste(image, mask=image.getchannel("A"))
+        image = canvas
+    elif image.mode != "RGB":
+        image = image.convert("RGB")  # L, 1, CMYK (Adobe inverted too), YCbCr, RGBX ...
+    return np.array(image, dtype=np.uint8)
+
+
+def decode_image(data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Request bytes -> (H, W, 3) uint8 RGB, upright per EXIF; raises ``InvalidImageError`` with a fix."""
+    data = bytes(data)
+    if not data:
+        raise InvalidImageError(f"empty request body; {_HOW_TO_SEND}")
+    with warnings.catch_warnings():
+        # PIL warns on corrupt EXIF and on big images: the first is tolerated, our own limit decides the second.
+        warnings.simplefilter("ignore")
+        image = _open(data, max_pixels)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise InvalidImageError(
+                f"image is {width}x{height} = {width * height:,} pixels, above the {max_pixels:,} pixel limit; "
+                "downscale it and retry",
+                413,
+            )
+        try:
+            image.seek(0)  # first frame of GIF / multi-page TIFF / MPO
+            image.load()
+        except Exception as err:  # noqa: BLE001
+            raise InvalidImageError(
+                f"{image.format} image is truncated or corrupt ({err}); re-upload the complete file"
+            ) from err
+        with contextlib.suppress(Exception):  # corrupt EXIF: keep the stored orientation
+            image = ImageOps.exif_transpose(image)
+    try:
+        return _to_rgb(image)
+    except Exception as err:  # noqa: BLE001
+        raise InvalidImageError(f"cannot convert {image.mode} {image.format} image to RGB ({err})", 415) from err
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """``Image.open`` (header only) restricted to ``FORMATS``, its failures turned into ``InvalidImageError``."""
+    try:
+        return Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as err:
+        message = f"image is above the {max_pixels:,} pixel limit ({err}); downscale it and retry"
+        raise InvalidImageError(message, 413) from err
+    except UnidentifiedImageError as err:
+        if _looks_like_base64(data):
+            raise InvalidImageError(f"body looks like base64 text; decode it first and {_HOW_TO_SEND}") from err
+        fmt = _sniff_unsupported(data)
+        what = f"a {fmt} image, which is not supported" if fmt else "not a recognised image"
+        raise InvalidImageError(
+            f"the body ({len(data):,} bytes) is {what}; send JPEG, PNG, WebP, BMP, TIFF or GIF", 415
+        ) from err
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt headers
+        raise InvalidImageError(f"corrupt image header ({err}); re-export the image and retry") from err
+
+
+_SIGNATURES = {b"%PDF": "PDF", b"\x00\x00\x01\x00": "ICO", b"8BPS": "PSD", b"\x1aE\xdf\xa3": "WebM/MKV"}
+
+
+def _sniff_unsupported(data: bytes) -> str | None:
+    for magic, name in _SIGNATURES.items():
+        if data.startswith(magic):
+            return name
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"):
+        return "HEIC/AVIF"
+    return None
+
+
+def letterbox(
+    image: np.ndarray, size: int, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[np.ndarray, LetterboxInfo]:
+    """Fit ``image`` (H, W, 3 uint8) into ``size`` x ``size``: longest side to ``size``, centred zero padding
+    (as training's eval pipeline), normalised with ``mean``/``std`` (0..1 pixel scale) -> (3, size, size)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    info = LetterboxInfo(scale, 0, 0, h, w)
+    new_h, new_w = info.inner
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_h, new_w) != (h, w) else image
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[top : top + new_h, left : left + new_w] = resized
+    mean_px = np.asarray(mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
+    chw = ((canvas.astype(np.float32) - mean_px) * inv_std).transpose(2, 0, 1)
+    return np.ascontiguousarray(chw), LetterboxInfo(scale, top, left, h, w)
+
+
+def unletterbox_probability(prob: np.ndarray, info: LetterboxInfo) -> np.ndarray:
+    """(size, size) probability -> (h, w) float32 in [0, 1] at the input's resolution (bicubic, clipped)."""
+    new_h, new_w = info.inner
+    crop = np.ascontiguousarray(prob[info.pad_top : info.pad_top + new_h, info.pad_left : info.pad_left + new_w])
+    crop = crop.astype(np.float32, copy=False)
+    if (new_h, new_w) != (info.h, info.w):
+        interp = cv2.INTER_CUBIC if info.scale < 1 else cv2.INTER_AREA
+        crop = cv2.resize(crop, (info.w, info.h), interpolation=interp)
+    return np.clip(crop, 0.0, 1.0, out=crop)
+
+
+def encode_rgba_png(image_rgb: np.ndarray, alpha: np.ndarray, compress_level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] -> 8-bit RGBA PNG bytes."""
+    if image_rgb.shape[:2] != alpha.shape:
+        raise ValueError(f"alpha {alpha.shape} does not match image {image_rgb.shape[:2]}")
+    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    bgra = cv2.merge((image_rgb[..., 2], image_rgb[..., 1], image_rgb[..., 0], a8))
+    ok, buf = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()

@@ -1,0 +1,355 @@
+"""Build the model archive and run one TorchServe in its own folder: start, wait until it serves, stop.
+
+Shared by the Makefile (``python -m handler.server mar|start|stop``) and the integration tests. Each
+server lives in a ``home`` folder holding its rendered config, TMPDIR (pid file, worker sockets, the
+unpacked .mar), logs and console output, so several servers never meet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_NAME = "resunet"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PATH_KEYS = ("metrics_config", "model_store", "workflow_store", "plugins_path")
+
+
+class ServerError(RuntimeError):
+    """TorchServe did not start, serve, or stop as expected; the message carries the log tail."""
+
+
+def _bin(name: str) -> str:
+    """A console script of this interpreter's environment (falls back to PATH)."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise ServerError(f"{name} not found; run `make venv` first")
+    return found
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """A Java .properties file as a dict (``key=value`` lines, ``#`` comments)."""
+    props = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (held together while picking)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def build_mar(
+    weights: Path,
+    export_dir: Path,
+    model_name: str = MODEL_NAME,
+    config_file: Path = REPO / "model-config.yaml",
+) -> Path:
+    """Pack ``weights`` + the ``model`` and ``handler`` packages into ``export_dir/<model_name>.mar``.
+
+    torch-model-archiver copies a directory given in --extra-files by its contents, so both packages are
+    staged under one folder whose contents (the two package folders) land at the archive root, which
+    TorchServe puts on the worker's sys.path.
+    """
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ServerError(f"weights {weights} not found: train a model (make train) or pass WEIGHTS=path")
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="shoeseg-mar-") as tmp:
+        src = Path(tmp, "src")
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "proto_gen")
+        for package in ("model", "handler"):
+            shutil.copytree(REPO / package, src / package, ignore=ignore)
+        cmd = [
+            _bin("torch-model-archiver"),
+            "--model-name", model_name,
+            "--version", "1.0",
+            "--serialized-file", str(weights),
+            "--handler", str(REPO / "handler" / "resunet_handler.py"),
+            "--extra-files", str(src),
+            "--config-file", str(config_file),
+            "--export-path", str(export_dir),
+            "--force",
+        ]  # fmt: skip
+        # The archiver stages files in $TMPDIR/<model_name>: give it a private TMPDIR.
+        env = {**os.environ, "TMPDIR": tmp}
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if result.returncode:
+            raise ServerError(f"torch-model-archiver failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return export_dir / f"{model_name}.mar"
+
+
+@dataclass
+class Server:
+    """One TorchServe instance and the folder it lives in."""
+
+    home: Path
+    props: dict[str, str]
+
+    @property
+    def tmpdir(self) -> Path:
+        return self.home / "tmp"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def config(self) -> Path:
+        return self.home / "config.properties"
+
+    @property
+    def inference_url(self) -> str:
+        return self.props.get("inference_address", "http://127.0.0.1:8080")
+
+    @property
+    def management_url(self) -> str:
+        return self.props.get("management_address", "http://127.0.0.1:8081")
+
+    @property
+    def metrics_url(self) -> str:
+        return self.props.get("metrics_address", "http://127.0.0.1:8082")
+
+    @property
+    def grpc_inference(self) -> str:
+        host = self.props.get("grpc_inference_address", "127.0.0.1")
+        return f"{host}:{self.props.get('grpc_inference_port', '7070')}"
+
+    def env(self) -> dict[str, str]:
+        """Environment that pins TorchServe's temp files (pid file, sockets) and logs to ``home``."""
+        return {
+            **os.environ,
+            "TMPDIR": str(self.tmpdir),  # python launcher: pid file .model_server.pid
+            "TEMP": str(self.tmpdir),  # java.io.tmpdir: worker sockets, unpacked model archives
+            "LOG_LOCATION": str(self.logs),
+            "METRICS_LOCATION": str(self.logs),
+        }
+
+    def pid(self) -> int | None:
+        """PID of this server's frontend (java) if it is running."""
+        try:
+            pid = int((self.tmpdir / ".model_server.pid").read_text().strip())
+            proc = psutil.Process(pid)
+            return pid if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE else None
+        except (FileNotFoundError, ValueError, psutil.Error):
+            return None
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of TorchServe's logs (console output if there are none), for error messages."""
+        parts = []
+        logs = [self.logs / "ts_log.log", self.logs / "model_log.log"]
+        for path in logs if logs[0].exists() else [self.home / "console.log"]:
+            if path.exists():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} (last {len(text)} lines)\n" + "\n".join(text))
+        return "\n".join(parts) or f"(no logs under {self.home})"
+
+
+def render_config(base: Path, dest: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Copy ``base`` to ``dest`` with relative paths resolved against ``base``'s folder and ``overrides``."""
+    base = Path(base).resolve()
+    props = read_properties(base)
+    for key in _PATH_KEYS:
+        if key in props and not Path(props[key]).is_absolute():
+            props[key] = str(base.parent / props[key])
+    props.update(overrides or {})
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# rendered from {base} by handler/server.py", *(f"{k}={v}" for k, v in props.items())]
+    dest.write_text("\n".join(lines) + "\n")
+    return props
+
+
+def server_at(home: Path) -> Server:
+    """The server whose folder is ``home`` (its rendered config, if any, gives the addresses)."""
+    home = Path(home).resolve()
+    config = home / "config.properties"
+    return Server(home, read_properties(config) if config.exists() else {})
+
+
+def start(
+    home: Path,
+    model_store: Path,
+    config: Path = REPO / "config.properties",
+    models: str = f"{MODEL_NAME}={MODEL_NAME}.mar",
+    overrides: dict[str, str] | None = None,
+) -> Server:
+    """Start TorchServe in the background (``--ncs``, model given on the command line); returns at once."""
+    home = Path(home).resolve()
+    existing = server_at(home)
+    if existing.pid():
+        raise ServerError(f"a TorchServe already runs from {home} (pid {existing.pid()}); stop it first (make stop)")
+    server = Server(home, {})
+    for folder in (server.tmpdir, server.logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    server.props = render_config(config, server.config, overrides)
+    cmd = [
+        _bin("torchserve"), "--start", "--ncs",
+        "--ts-config", str(server.config),
+        "--model-store", str(Path(model_store).resolve()),
+        "--models", models,
+    ]  # fmt: skip
+    # Never pipe TorchServe's output: the java frontend inherits it and would block on a full pipe.
+    with open(home / "console.log", "ab") as console:
+        launcher = subprocess.run(
+            cmd, cwd=home, env=server.env(), stdin=subprocess.DEVNULL, stdout=console,
+            stderr=subprocess.STDOUT, start_new_session=True, check=False, timeout=60,
+        )  # fmt: skip
+    if launcher.returncode or not server.pid():
+        raise ServerError(f"torchserve --start failed (exit {launcher.returncode})\n{server.log_tail()}")
+    return server
+
+
+def http_request(url: str, data: bytes | None = None, timeout: float = 30) -> tuple[int, bytes]:
+    # An explicit binary content type: urllib's default (form-urlencoded) makes TorchServe parse a form.
+    headers = {"Content-Type": "application/octet-stream"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def probe_image(width: int = 96, height: int = 64) -> bytes:
+    """A small generated PNG (gradient with a dark ellipse) for readiness checks."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 200)], axis=-1).astype(np.uint8)
+    rgb[((yy - height / 2) / (height / 3)) ** 2 + ((xx - width / 2) / (width / 3)) ** 2 < 1] = 30
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def worker_status(server: Server, model: str = MODEL_NAME) -> list[dict]:
+    """The model's workers from the management API (``[]`` while it is not registered yet)."""
+    try:
+        status, body = http_request(f"{server.management_url}/models/{model}", timeout=10)
+    except (OSError, urllib.error.URLError):
+        return []
+    if status != 200:
+        return []
+    described = json.loads(body)
+    return described[0].get("workers", []) if described else []
+
+
+def wait_ready(server: Server, model: str = MODEL_NAME, timeout: float = 300) -> float:
+    """Block until a worker is READY and a real prediction returns a PNG; returns the seconds waited."""
+    start_time = time.monotonic()
+    deadline = start_time + timeout
+    stage = "the model's worker to be READY"
+    while time.monotonic() < deadline:
+        if not server.pid():
+            raise ServerError(f"TorchServe exited while waiting for {stage}\n{server.log_tail()}")
+        if any(w.get("status") == "READY" for w in worker_status(server, model)):
+            stage = "a first prediction to succeed"
+            try:
+                status, body = http_request(f"{server.inference_url}/predictions/{model}", probe_image(), timeout=60)
+            except (OSError, urllib.error.URLError):
+                status, body = 0, b""
+            if status == 200 and body.startswith(PNG_MAGIC):
+                return time.monotonic() - start_time
+            if status not in (0, 503):  # 503: worker busy or restarting, anything else will not heal
+                raise ServerError(f"probe prediction failed: HTTP {status} {body[:500]!r}\n{server.log_tail()}")
+        time.sleep(0.5)
+    raise ServerError(f"TorchServe not ready after {timeout:.0f} s waiting for {stage}\n{server.log_tail()}")
+
+
+def stop(home: Path, timeout: float = 60) -> int:
+    """Stop the server of ``home`` and wait until its frontend and workers are gone; returns how many."""
+    server = server_at(home)
+    pid = server.pid()
+    if pid is None:
+        return 0
+    frontend = psutil.Process(pid)
+    procs = [frontend, *frontend.children(recursive=True)]
+    with open(server.home / "console.log", "ab") as console:
+        subprocess.run(
+            [_bin("torchserve"), "--stop"], cwd=server.home, env=server.env(), stdin=subprocess.DEVNULL,
+            stdout=console, stderr=subprocess.STDOUT, check=False, timeout=60,
+        )  # fmt: skip
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:  # only this server's own processes, found through its pid file
+        proc.kill()
+    psutil.wait_procs(alive, timeout=10)
+    (server.tmpdir / ".model_server.pid").unlink(missing_ok=True)
+    return len(procs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handler.server", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    mar = sub.add_parser("mar", help="build the model archive")
+    mar.add_argument("--weights", type=Path, default=REPO / "weights" / "resunet.pth")
+    mar.add_argument("--export", type=Path, default=REPO / "model_store")
+    run = sub.add_parser("start", help="start TorchServe and wait until it serves")
+    run.add_argument("--model-store", type=Path, default=REPO / "model_store")
+    run.add_argument("--config", type=Path, default=REPO / "config.properties")
+    run.add_argument("--timeout", type=float, default=300)
+    run.add_argument("--restart", action="store_true", help="stop a server already running from --home first")
+    for p in (run, sub.add_parser("stop", help="stop the server started from --home")):
+        p.add_argument("--home", type=Path, default=REPO / ".serve")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "mar":
+            path = build_mar(args.weights, args.export)
+            print(f"built {path} ({path.stat().st_size / 1e6:.1f} MB) from {args.weights}")
+        elif args.command == "start":
+            t0 = time.monotonic()
+            if args.restart and stop(args.home):
+                print(f"stopped the TorchServe already running from {args.home}")
+            server = start(args.home, args.model_store, args.config)
+            try:
+                wait_ready(server, timeout=args.timeout)
+            except ServerError:
+                stop(args.home)
+                raise
+            print(
+                f"TorchServe ready in {time.monotonic() - t0:.1f} s (pid {server.pid()}, logs {server.logs})\n"
+                f"  REST     {server.inference_url}/predictions/{MODEL_NAME}\n"
+                f"  gRPC     {server.grpc_inference}\n"
+                f"  metrics  {server.metrics_url}/metrics\n"
+                "  stop with: make stop"
+            )
+        else:
+            count = stop(args.home)
+            print(f"TorchServe stopped ({count} processes)" if count else f"no TorchServe running from {args.home}")
+    except ServerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The TorchServe handler class, driven directly with TorchServe's own Context (no server)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from ts.context import Context, RequestProcessor
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+from handler.resunet_handler import ResUNetHandler
+from tests.serving_helpers import REPO, image_bytes, tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def handler_and_context(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResUNetHandler, Context]:
+    model_dir = tmp_path_factory.mktemp("model_dir")
+    tiny_checkpoint(model_dir / "tiny.pth")
+    metrics = MetricsCacheYamlImpl(config_file_path=str(REPO / "metrics.yaml"))
+    metrics.initialize_cache()
+    metrics.model_name = "resunet"
+    context = Context(
+        model_name="resunet",
+        model_dir=str(model_dir),
+        manifest={"model": {"modelName": "resunet", "serializedFile": "tiny.pth", "handler": "resunet_handler.py"}},
+        batch_size=8,
+        gpu=None,
+        mms_version="0.12.0",
+        metrics=metrics,
+        model_yaml_config=yaml.safe_load((REPO / "model-config.yaml").read_text()),
+    )
+    handler = ResUNetHandler()
+    handler.initialize(context)
+    return handler, context
+
+
+def run(handler: ResUNetHandler, context: Context, requests: list[dict]) -> list[bytes]:
+    """What TorchServe's Service.predict does around the handler for one batch."""
+    context.request_processor = [RequestProcessor({}) for _ in requests]
+    context.request_ids = {i: f"req-{i}" for i in range(len(requests))}
+    context.metrics.request_ids = context.request_ids
+    out = handler.handle(requests, context)
+    assert len(out) == len(requests)
+    return out
+
+
+def test_batch_order_and_sizes(handler_and_context: tuple[ResUNetHandler, Context]) -> None:
+    handler, context = handler_and_context
+    sizes = [(31, 17), (200, 90), (64, 64), (17, 301), (129, 128)]
+    requests = [{"body": bytearray(image_bytes(w, h, "PNG" if i % 2 else "JPEG"))} for i, (w, h) in enumerate(sizes)]
+    out = run(handler, context, requests)
+    for i, ((w, h), png) in enumerate(zip(sizes, out, strict=True)):
+        image = Image.open(io.BytesIO(png))
+        assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (w, h))
+        assert context.get_response_status(i)[0] == 200
+        assert context.get_response_content_type(i) == "image/png"
+
+
+def test_bad_image_fails_only_its_request(
+    handler_and_context: tuple[ResUNetHandler, Context], caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, context = handler_and_context
+    good = image_bytes(40, 30)
+    requests = [
+        {"data": bytearray(good)},
+        {"body": bytearray(b"definitely not an image")},
+        {"data": bytearray(good[: len(good) // 2])},
+        {"body": bytearray()},
+        {"file": bytearray(image_bytes(20, 50))},
+    ]
+    with caplog.at_level(logging.INFO):
+        out = run(handler, context, requests)
+    assert Image.open(io.BytesIO(out[0])).size == (40, 30)
+    assert Image.open(io.BytesIO(out[4])).size == (20, 50)
+    for idx, code in [(1, 415), (2, 400), (3, 400)]:
+        error = json.loads(out[idx])
+        assert error["code"] == code and error["type"] in ("InvalidImage", "UnsupportedMediaType")
+        assert error["message"]
+        assert context.get_response_status(idx)[0] == code
+        assert context.get_response_content_type(idx) == "application/json"
+    emitted = " ".join(r.getMessage() for r in caplog.records if "[METRICS]" in r.getMessage())
+    for name in ("DecodeTime", "PreprocessTime", "InferenceTime", "EncodeTime", "BatchSize", "ImagesProcessed"):
+        assert f"[METRICS]{name}." in emitted
+    assert "[METRICS]InvalidImages.Count:1" in emitted
+
+
+def test_all_bad_batch(handler_and_context: tuple[ResUNetHandler, Context]) -> None:
+    handler, context = handler_and_context
+    jpeg = image_bytes(300, 200, "JPEG")
+    out = run(handler, context, [{"body": bytearray(b"x" * 10)}, {"body": jpeg[: len(jpeg) * 2 // 3]}])
+    assert [json.loads(o)["code"] for o in out] == [415, 400]
+
+
+def test_batched_equals_single(handler_and_context: tuple[ResUNetHandler, Context]) -> None:
+    handler, context = handler_and_context
+    a, b = image_bytes(90, 60), image_bytes(33, 77)
+    alone = np.asarray(Image.open(io.BytesIO(run(handler, context, [{"body": a}])[0])))
+    batched = np.asarray(Image.open(io.BytesIO(run(handler, context, [{"body": b}, {"body": a}])[1])))
+    assert np.abs(alone.astype(int) - batched.astype(int)).max() <= 1
+
+
+def test_response_over_limit_is_413(handler_and_context: tuple[ResUNetHandler, Context]) -> None:
+    handler, context = handler_and_context
+    limit, handler.max_response_bytes = handler.max_response_bytes, 100
+    try:
+        out = run(handler, context, [{"body": image_bytes(64, 64)}])
+    finally:
+        handler.max_response_bytes = limit
+    assert json.loads(out[0])["code"] == 413 and context.get_response_status(0)[0] == 413
