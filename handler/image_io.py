@@ -37,7 +37,8 @@ WHITE = (255, 255, 255)
 
 
 class InvalidImageError(ValueError):
-    """A request body we cannot turn into an image; ``status`` is the HTTP code to answer with."""
+    """A request body we cannot turn into an image; ``status`` is the HTTP code to answer with
+    (500 only for an unforeseen failure on one image, so that it too fails just its own request)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -45,7 +46,8 @@ class InvalidImageError(ValueError):
         self.status = status
 
     def to_json(self) -> dict[str, Any]:
-        kind = {413: "ImageTooLarge", 415: "UnsupportedMediaType"}.get(self.status, "InvalidImage")
+        kinds = {413: "ImageTooLarge", 415: "UnsupportedMediaType", 500: "InternalError"}
+        kind = kinds.get(self.status, "InvalidImage")
         return {"code": self.status, "type": kind, "message": self.message}
 
 

@@ -40,6 +40,12 @@ logger = logging.getLogger(__name__)
 Item = tuple[np.ndarray, LetterboxInfo] | InvalidImageError
 
 
+def _internal(err: Exception, stage: str) -> InvalidImageError:
+    """An unexpected failure on one image, answered as that request's 500 (logged with its traceback)."""
+    logger.exception("%s failed", stage)
+    return InvalidImageError(f"internal error while {stage} this image ({type(err).__name__}: {err})", 500)
+
+
 def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
     """The checkpoint passed to torch-model-archiver as ``--serialized-file``, else the only *.pth / *.pt."""
     if serialized_file:
@@ -94,12 +100,18 @@ class ResUNetHandler(BaseHandler):
                 items.append(decode_image(request_payload(request), self.max_pixels))
             except InvalidImageError as err:
                 items.append(err)
+            except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
+                items.append(_internal(err, "decoding"))
         t1 = time.perf_counter()
         cfg = self.model.config
         arrays = []
         for i, item in enumerate(items):
             if isinstance(item, np.ndarray):
-                array, info = letterbox(item, cfg.input_size, cfg.mean, cfg.std)
+                try:
+                    array, info = letterbox(item, cfg.input_size, cfg.mean, cfg.std)
+                except Exception as err:  # noqa: BLE001
+                    items[i] = _internal(err, "resizing")
+                    continue
                 arrays.append(array)
                 items[i] = (item, info)
         batch = torch.from_numpy(np.stack(arrays)) if arrays else None
@@ -120,14 +132,18 @@ class ResUNetHandler(BaseHandler):
         probs, items = data
         t0 = time.perf_counter()
         outputs: list[bytes] = []
-        good = 0
+        row = served = 0
         for idx, item in enumerate(items):
             if isinstance(item, InvalidImageError):
                 outputs.append(self._error(idx, item))
                 continue
             image, info = item
-            png = encode_rgba_png(image, unletterbox_probability(probs[good], info), self.png_level)
-            good += 1
+            row += 1
+            try:
+                png = encode_rgba_png(image, unletterbox_probability(probs[row - 1], info), self.png_level)
+            except Exception as err:  # noqa: BLE001
+                outputs.append(self._error(idx, _internal(err, "encoding")))
+                continue
             if self.max_response_bytes and len(png) > self.max_response_bytes:
                 err = InvalidImageError(
                     f"the cutout PNG is {len(png):,} bytes, above the server's {self.max_response_bytes:,} "
@@ -138,9 +154,11 @@ class ResUNetHandler(BaseHandler):
                 continue
             self.context.set_response_content_type(idx, "image/png")
             outputs.append(png)
-        if good:
+            served += 1
+        if row:
             self._metric("EncodeTime", (time.perf_counter() - t0) * 1000)
-            self._metric("ImagesProcessed", good, unit="count", metric_type=MetricTypes.COUNTER)
+        if served:
+            self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
 
     def _error(self, idx: int, err: InvalidImageError) -> bytes:

@@ -166,15 +166,35 @@ class Server:
         except (FileNotFoundError, ValueError, psutil.Error):
             return None
 
-    def log_tail(self, lines: int = 15) -> str:
-        """The last lines of TorchServe's logs (console output if there are none), for error messages."""
+    @property
+    def console(self) -> Path:
+        """The frontend's stdout/stderr (startup errors such as a port in use only show here)."""
+        return self.logs / "console.log"
+
+    def log_tail(self, lines: int = 12) -> str:
+        """The last lines of the console output and of TorchServe's logs, for error messages."""
         parts = []
-        logs = [self.logs / "ts_log.log", self.logs / "model_log.log"]
-        for path in logs if logs[0].exists() else [self.home / "console.log"]:
+        for path in (self.console, self.logs / "ts_log.log", self.logs / "model_log.log"):
             if path.exists():
                 text = path.read_text(errors="replace").splitlines()[-lines:]
                 parts.append(f"--- {path} (last {len(text)} lines)\n" + "\n".join(text))
-        return "\n".join(parts) or f"(no logs under {self.home})"
+        return "\n".join(parts) or f"(no logs under {self.logs})"
+
+    def ports_in_use(self) -> list[str]:
+        """The configured listen addresses that something already holds."""
+        addresses = [self.inference_url, self.management_url, self.metrics_url, self.grpc_inference]
+        grpc_host = self.props.get("grpc_management_address", "127.0.0.1")
+        addresses.append(f"{grpc_host}:{self.props.get('grpc_management_port', '7071')}")
+        busy = []
+        for address in addresses:
+            host, port = address.split("://")[-1].rsplit(":", 1)
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, a listener is not
+                try:
+                    probe.bind((host, int(port)))
+                except OSError:
+                    busy.append(address)
+        return busy
 
 
 def render_config(base: Path, dest: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
@@ -211,9 +231,16 @@ def start(
     if existing.pid():
         raise ServerError(f"a TorchServe already runs from {home} (pid {existing.pid()}); stop it first (make stop)")
     server = Server(home, {})
+    if server.logs.exists():  # keep the previous run's logs apart, so error tails show this run only
+        shutil.rmtree(home / "logs.prev", ignore_errors=True)
+        server.logs.rename(home / "logs.prev")
     for folder in (server.tmpdir, server.logs):
         folder.mkdir(parents=True, exist_ok=True)
     server.props = render_config(config, server.config, overrides)
+    busy = server.ports_in_use()
+    if busy:
+        holders = "stop the server holding them (make stop) or change"
+        raise ServerError(f"already in use: {', '.join(busy)}; {holders} {config}")
     cmd = [
         _bin("torchserve"), "--start", "--ncs",
         "--ts-config", str(server.config),
@@ -221,7 +248,7 @@ def start(
         "--models", models,
     ]  # fmt: skip
     # Never pipe TorchServe's output: the java frontend inherits it and would block on a full pipe.
-    with open(home / "console.log", "ab") as console:
+    with open(server.console, "ab") as console:
         launcher = subprocess.run(
             cmd, cwd=home, env=server.env(), stdin=subprocess.DEVNULL, stdout=console,
             stderr=subprocess.STDOUT, start_new_session=True, check=False, timeout=60,
@@ -294,7 +321,7 @@ def stop(home: Path, timeout: float = 60) -> int:
         return 0
     frontend = psutil.Process(pid)
     procs = [frontend, *frontend.children(recursive=True)]
-    with open(server.home / "console.log", "ab") as console:
+    with open(server.console, "ab") as console:
         subprocess.run(
             [_bin("torchserve"), "--stop"], cwd=server.home, env=server.env(), stdin=subprocess.DEVNULL,
             stdout=console, stderr=subprocess.STDOUT, check=False, timeout=60,
