@@ -50,6 +50,27 @@ lint: venv
 clean: stop
 	rm -rf $(MODEL_STORE) $(SERVE_HOME) shoeseg_client/proto_gen
 
-# ---- training / evaluation: reserved for the model engineer (train, eval targets go here) ----------
+# ---- training / evaluation ---------------------------------------------------------------------------
+DATA_ROOT ?= ../shared/data
+RUNS ?= runs
+DATA ?= $(DATA_ROOT)/bench
+OUT ?= reports/eval.json
+.PHONY: train train-quick eval
+
+## train: stage 1 (ECSSD + shoe composites) then stage 2 (shoe cutouts), resuming where a run stopped,
+## then writes the fp16 shipped checkpoint WEIGHTS. Multi-GPU: see README (torchrun).
+train: venv
+	$(PY) -m training.train --config training/configs/stage1.yaml --out $(RUNS)/stage1 --data $(DATA_ROOT) --resume
+	$(PY) -m training.train --config training/configs/stage2.yaml --out $(RUNS)/stage2 --data $(DATA_ROOT) --resume \
+		--init $(RUNS)/stage1/best_model.pth
+	$(PY) -m training.ship $(RUNS)/stage2/best_model.pth $(WEIGHTS)
+
+## train-quick: the tiny config, minutes on a CPU (a smoke run of the whole pipeline)
+train-quick: venv
+	$(PY) -m training.train --config training/configs/tiny.yaml --out $(RUNS)/tiny --data $(DATA_ROOT)
+
+## eval: score WEIGHTS on DATA (images/+masks/ or subsets of them); PEERS=1 adds u2netp and MODNet
+eval: venv
+	$(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) $(if $(PEERS),--peers)
 
 # ---- end of training / evaluation --------------------------------------------------------------------
