@@ -294,7 +294,8 @@ def render_markdown(results: Results) -> str:
     if m.load_at_start and m.load_at_start[0] > 0.5 * max(m.logical_cores, 1):
         lines.append(
             f"- **Warning**: the 1-minute load average was {m.load_at_start[0]:.1f} on {m.logical_cores} cores "
-            "when the run started: another process competed for the CPU and the timings are noisy."
+            "when the run started: another process competed for the CPU and the timings are noisy (with another "
+            "process on a core, `--threads 1` is steadier: a second OpenMP thread then mostly waits)."
         )
     lines += ["", f"## Model forward at {results.size}x{results.size}", ""]
     lines += forward_table(results)

@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import statistics
+import sys
 import threading
 import time
 import urllib.error
@@ -139,7 +140,12 @@ def load_levels(
 ) -> list[LoadResult]:
     """``warmup`` sequential requests, then each concurrency level with ``max(requests, 2 * clients)`` requests."""
     for _ in range(warmup):
-        post_image(url, payload, 300)
+        try:
+            status, body = post_image(url, payload, 300)
+        except OSError as err:
+            raise ConnectionError(f"warm-up request to {url} failed: {err}") from err
+        if status != 200 or not body.startswith(PNG_MAGIC):
+            raise ConnectionError(f"warm-up request to {url} got HTTP {status}: {body[:300]!r}")
     results = []
     for n in clients:
         per_client = max(1, math.ceil(max(requests, 2 * n) / n))
@@ -284,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     payload = jpeg_bytes(synthetic_photo(width, height))
     url = f"{args.url.rstrip('/')}/predictions/{args.model}"
     print(f"{url}: {width}x{height} JPEG ({len(payload) / 1e6:.2f} MB)")
-    results = load_levels(url, payload, tuple(args.clients), args.requests)
+    try:
+        results = load_levels(url, payload, tuple(args.clients), args.requests)
+    except ConnectionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 1 if any(r.ok == 0 for r in results) else 0
 
 

@@ -24,7 +24,14 @@ from benchmarks.report import Results, bars, e2e_ratio_bound, findings, seed_e2e
 from benchmarks.run import DEFAULT_PEERS
 from benchmarks.run import main as bench_main
 from benchmarks.seed_resunet import SeedResUNet
-from benchmarks.serve_load import LoadResult, ServerRun, model_config_with_batch, percentile, run_load
+from benchmarks.serve_load import (
+    LoadResult,
+    ServerRun,
+    load_levels,
+    model_config_with_batch,
+    percentile,
+    run_load,
+)
 from benchmarks.timing import Peak, Timing, machine_info
 from handler.image_io import DEFAULT_PNG_LEVEL
 
@@ -155,6 +162,19 @@ def test_run_load_counts_successes_and_errors(fake_server: str) -> None:
     assert result.errors == 4 and "HTTP 503" in result.first_error
     assert result.p50_s <= result.p95_s and result.images_per_s > 0
     assert result.to_dict()["ok"] == 8
+
+
+def test_load_levels_sends_at_least_two_requests_per_client(fake_server: str) -> None:
+    results = load_levels(fake_server, b"jpeg", clients=(1, 3), requests=2, warmup=1, log=lambda _: None)
+    assert [r.clients for r in results] == [1, 3]
+    assert [r.ok + r.errors for r in results] == [2, 6]
+
+
+def test_load_levels_refuses_an_unreachable_server() -> None:
+    from handler.server import free_ports
+
+    with pytest.raises(ConnectionError, match="warm-up request"):
+        load_levels(f"http://127.0.0.1:{free_ports(1)[0]}/predictions/resunet", b"jpeg", (1,), 1, log=print)
 
 
 def test_percentile() -> None:
