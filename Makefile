@@ -73,4 +73,9 @@ train-quick: venv
 eval: venv
 	$(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) $(if $(PEERS),--peers)
 
+## bench: benchmark report -> reports/bench.md, bench.json, bench.png (BENCH_ARGS=--quick for a smoke run)
+.PHONY: bench
+bench: venv
+	$(PY) -m benchmarks.run --out reports --weights "$(WEIGHTS)" $(BENCH_ARGS)
+
 # ---- end of training / evaluation --------------------------------------------------------------------
