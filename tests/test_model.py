@@ -6,14 +6,7 @@ import pytest
 import torch
 
 from model import ModelConfig, build_model, load_model, read_checkpoint, save_checkpoint
-
-TINY = ModelConfig(
-    encoder="tf_efficientnet_lite0",
-    decoder_channels=(32, 24, 16, 16),
-    skip_channels=8,
-    refine_channels=8,
-    input_size=128,
-)
+from tests.serving_helpers import TINY
 
 
 @pytest.fixture(scope="module")

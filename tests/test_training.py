@@ -138,7 +138,7 @@ def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
 
 def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
     from model import build_model, save_checkpoint
-    from tests.test_model import TINY
+    from tests.serving_helpers import TINY
     from training.evaluate import main as evaluate
     from training.ship import main as ship
 
