@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from model import load_model
+from training.augment import train_pipeline
+from training.config import AugmentConfig
 from training.copy_paste import CopyPaste, paste_object
 from training.losses import boundary_weight_map, segmentation_loss, weighted_cross_entropy, weighted_dice_loss
 from training.metrics import MetricAccumulator, per_image_metrics
@@ -87,7 +89,7 @@ def test_paste_object_scale_place_and_soft_alpha() -> None:
 
 
 def test_copy_paste_transform_outputs_canvas_with_studio_background() -> None:
-    transform = CopyPaste(None, canvas=(64, 48), scale=(0.5, 0.6), shadow_p=1.0, p=1.0)
+    transform = CopyPaste(None, canvas=64, scale=(0.5, 0.6), shadow_p=1.0, p=1.0, aspect_range=(1.3333, 1.3333))
     transform.set_random_seed(3)
     image = np.zeros((30, 30, 3), np.uint8)
     alpha = disc(30, 10)
@@ -97,6 +99,43 @@ def test_copy_paste_transform_outputs_canvas_with_studio_background() -> None:
     assert background.mean() > 150  # studio sweep is light
     assert out["image"][out["mask"] > 0.99].max() == 0  # the black object is pasted as is
     assert 0.05 < out["mask"].mean() < 0.5
+
+
+def test_copy_paste_samples_backgrounds_by_file_name_weights(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "shop_1.jpg"), np.full((40, 40, 3), 255, np.uint8))
+    for i in range(9):
+        cv2.imwrite(str(tmp_path / f"street_{i}.jpg"), np.zeros((40, 40, 3), np.uint8))
+    transform = CopyPaste(tmp_path, canvas=32, studio_p=0.0, p=1.0, background_weights={"shop_*": 0.9, "street_*": 0.1})
+    transform.set_random_seed(0)
+    image, alpha = np.zeros((20, 20, 3), np.uint8), disc(20, 4)
+    white = [transform(image=image, mask=alpha)["image"][0, 0, 0] > 128 for _ in range(200)]
+    assert 0.8 < np.mean(white) < 0.97  # 1 of 10 files, drawn 9 times in 10
+    with pytest.raises(ValueError, match="no background file matches"):
+        CopyPaste(tmp_path, background_weights={"shoe_*": 1.0})
+
+
+def test_train_pipeline_letterboxes_with_black_bars_like_inference() -> None:
+    aug = AugmentConfig(
+        canvas=64,
+        aspect_range=(0.5, 0.5),
+        letterbox_p=1.0,
+        affine_p=0,
+        color_p=0,
+        distort_p=0,
+        noise_p=0,
+        contrast_p=0,
+        degrade_p=0,
+        studio_p=1.0,
+        paste_min_scale=0.3,
+        paste_max_scale=0.3,
+    )
+    pipeline = train_pipeline(aug, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), None, paste_p=1.0)
+    pipeline.set_random_seed(1)
+    out = pipeline(image=np.zeros((20, 20, 3), np.uint8), mask=disc(20, 6))
+    image = out["image"]
+    assert tuple(image.shape) == (3, 32, 32)
+    assert image[:, :8].abs().max() == 0 and image[:, -8:].abs().max() == 0  # 2:1 canvas -> 8-px bars
+    assert image[:, 8:24].mean() > 0.5  # the light studio sweep between the bars
 
 
 def make_tiny_data(root: Path) -> None:

@@ -54,39 +54,55 @@ def train_pipeline(
                 ],
                 p=aug.color_p,
             ),
-            A.RandomResizedCrop(
-                size=(image_size, image_size),
-                scale=(aug.crop_min_scale, 1.0),
-                ratio=(0.8, 1.25),
-                mask_interpolation=cv2.INTER_LINEAR,
-            ),
+            crop_or_letterbox(aug, image_size),
             A.Normalize(mean=mean, std=std, max_pixel_value=255.0),
             ToTensorV2(),
         ],
     )
 
 
-def eval_pipeline(image_size: int, mean: tuple, std: tuple) -> A.Compose:
-    """Letterbox to ``image_size`` (longest side, centred zero padding), normalise, to tensors."""
+def letterbox(image_size: int, p: float = 1.0) -> A.Compose:
+    """Longest side to ``image_size``, centred black padding to a square: what inference does."""
     return A.Compose(
         [
             A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_AREA),
             A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
-            A.Normalize(mean=mean, std=std, max_pixel_value=255.0),
-            ToTensorV2(),
-        ]
+        ],
+        p=p,
     )
+
+
+def crop_or_letterbox(aug: AugmentConfig, image_size: int) -> A.BasicTransform:
+    """To the square ``image_size``: a random resized crop, or with ``aug.letterbox_p`` a letterbox."""
+    crop = A.RandomResizedCrop(
+        size=(image_size, image_size),
+        scale=(aug.crop_min_scale, 1.0),
+        ratio=(0.8, 1.25),
+        mask_interpolation=cv2.INTER_LINEAR,
+        p=1.0 - aug.letterbox_p,
+    )
+    if aug.letterbox_p <= 0:
+        return crop
+    return A.OneOf([crop, letterbox(image_size, p=aug.letterbox_p)], p=1.0)
+
+
+def eval_pipeline(image_size: int, mean: tuple, std: tuple) -> A.Compose:
+    """Letterbox to ``image_size`` (longest side, centred zero padding), normalise, to tensors."""
+    return A.Compose([letterbox(image_size), A.Normalize(mean=mean, std=std, max_pixel_value=255.0), ToTensorV2()])
 
 
 def paste_or_letterbox(background_dir: str | None, aug: AugmentConfig, paste_p: float) -> A.BasicTransform:
     """With ``paste_p`` paste the object on a new background, else letterbox the photo to the canvas."""
     paste = CopyPaste(
         background_dir,
-        canvas=(aug.canvas, aug.canvas),
+        canvas=aug.canvas,
         scale=(aug.paste_min_scale, aug.paste_max_scale),
         studio_p=aug.studio_p,
         shadow_p=aug.shadow_p,
         p=1.0,
+        background_weights=aug.background_weights,
+        centre=tuple(aug.paste_centre),
+        aspect_range=tuple(aug.aspect_range),
     )
     if paste_p >= 1.0:
         return paste

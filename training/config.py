@@ -27,12 +27,22 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
 
 @dataclass
 class AugmentConfig:
-    """Augmentation probabilities and ranges (see ``augment.train_pipeline``)."""
+    """Augmentation probabilities and ranges (see ``augment.train_pipeline``).
+
+    ``background_weights`` maps file-name globs in the backgrounds folder to sampling weights
+    (e.g. ``{"shoe_*": 0.7, "street_*": 0.3}``; empty = every photo equally likely).
+    ``aspect_range`` is the canvas' height/width range; ``letterbox_p`` is how often the canvas
+    is letterboxed (black bars, as at inference) instead of randomly cropped to the square input.
+    """
 
     canvas: int = 512
     copy_paste_p: float = 0.4
     paste_min_scale: float = 0.45
     paste_max_scale: float = 0.95
+    paste_centre: tuple[float, float] = (0.3, 0.7)
+    background_weights: dict[str, float] = field(default_factory=dict)
+    aspect_range: tuple[float, float] = (1.0, 1.0)
+    letterbox_p: float = 0.0
     studio_p: float = 0.5
     shadow_p: float = 0.5
     rotate: float = 20.0

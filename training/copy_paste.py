@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -53,40 +54,54 @@ def paste_object(
 class CopyPaste(A.DualTransform):
     """Albumentations transform: composite the (image, soft mask) object onto a new background.
 
-    Backgrounds are real photos from ``background_dir`` or, with ``studio_p``, a synthetic studio
-    sweep that gets a soft contact shadow with ``shadow_p`` (the shadow stays background).
-    The output is a ``canvas`` = (h, w) image; the mask is float32 alpha in [0, 1].
+    Backgrounds are real photos from ``background_dir`` (sampled per file-name glob with
+    ``background_weights``, else uniformly) or, with ``studio_p``, a synthetic studio sweep that
+    gets a soft contact shadow with ``shadow_p`` (the shadow stays background). The canvas'
+    longest side is ``canvas`` and its height/width ratio is drawn from ``aspect_range``; the
+    object's centre is drawn from ``centre`` (canvas fractions). The mask is float32 alpha in [0, 1].
     """
 
     def __init__(
         self,
         background_dir: str | Path | None,
-        canvas: tuple[int, int] = (512, 512),
+        canvas: int = 512,
         scale: tuple[float, float] = (0.45, 0.95),
         studio_p: float = 0.5,
         shadow_p: float = 0.5,
         p: float = 0.5,
+        background_weights: dict[str, float] | None = None,
+        centre: tuple[float, float] = (0.3, 0.7),
+        aspect_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         super().__init__(p=p)
         self.backgrounds = list_images(background_dir) if background_dir else []
+        self.groups, self.group_p = _background_groups(self.backgrounds, background_weights or {})
         self.canvas = canvas
         self.scale = scale
         self.studio_p = studio_p if self.backgrounds else 1.0
         self.shadow_p = shadow_p
+        self.background_weights = background_weights
+        self.centre = centre
+        self.aspect_range = aspect_range
 
-    def _background(self, rng: np.random.Generator, alpha_hint: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    def _canvas_size(self, rng: np.random.Generator) -> tuple[int, int]:
+        ratio = rng.uniform(*self.aspect_range)
+        return (self.canvas, round(self.canvas / ratio)) if ratio >= 1 else (round(self.canvas * ratio), self.canvas)
+
+    def _background(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
         if rng.random() < self.studio_p:
-            return studio_sweep(self.canvas, rng), True
-        path = self.backgrounds[rng.integers(len(self.backgrounds))]
+            return studio_sweep(size, rng), True
+        group = self.groups[rng.choice(len(self.groups), p=self.group_p)]
+        path = group[rng.integers(len(group))]
         photo = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        return random_crop_resize(photo, self.canvas, rng).astype(np.float32), False
+        return random_crop_resize(photo, size, rng).astype(np.float32), False
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         rng = np.random.default_rng(self.random_generator.integers(2**32))
         image, alpha = data["image"], data["mask"].astype(np.float32)
-        background, studio = self._background(rng, alpha)
+        background, studio = self._background(rng, self._canvas_size(rng))
         scale = rng.uniform(*self.scale)
-        centre = (rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7))
+        centre = (rng.uniform(*self.centre), rng.uniform(*self.centre))
         if studio and rng.random() < self.shadow_p:
             _, placed = paste_object(image, alpha, np.zeros_like(background), scale, centre)
             background = background * (1 - contact_shadow(placed, rng)[..., None])
@@ -100,4 +115,16 @@ class CopyPaste(A.DualTransform):
         return new_alpha
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("canvas", "scale", "studio_p", "shadow_p")
+        return ("canvas", "scale", "studio_p", "shadow_p", "background_weights", "centre", "aspect_range")
+
+
+def _background_groups(files: list[Path], weights: dict[str, float]) -> tuple[list[list[Path]], np.ndarray]:
+    """Split ``files`` by the file-name globs of ``weights`` -> (groups, normalised probabilities)."""
+    if not files or not weights:
+        return [files], np.ones(1)
+    groups = {pattern: [f for f in files if fnmatch(f.name, pattern)] for pattern in weights}
+    empty = [pattern for pattern, group in groups.items() if not group]
+    if empty:
+        raise ValueError(f"background_weights: no background file matches {empty}; globs match file names")
+    p = np.asarray([weights[pattern] for pattern in groups], np.float64)
+    return list(groups.values()), p / p.sum()
