@@ -24,8 +24,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import Timing, measure
+from model import runtime
 
-ONNX_OPSET = 18
+ONNX_OPSET = runtime.ONNX_OPSET
 ONNX_TOLERANCE = 1e-3  # max |probability difference| from eager fp32 an exported model may show
 
 EAGER = "eager fp32"
@@ -174,39 +175,14 @@ def torchscript_runner(model: nn.Module, example: torch.Tensor) -> Runner:
 
 
 def export_onnx(model: nn.Module, size: int, path: Path) -> str:
-    """Export ``model`` with a dynamic batch axis; returns which exporter succeeded.
-
-    The torch.export-based exporter (torch's default, needs ``onnxscript``) is tried first, the legacy
-    TorchScript-based one (needs ``onnx``) second.
-    """
-    example = (torch.zeros(2, 3, size, size),)
-    names = {"input_names": ["input"], "output_names": ["logits"], "opset_version": ONNX_OPSET}
-    errors = []
-    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
-        warnings.simplefilter("ignore")
-        try:
-            batch = torch.export.Dim("batch", min=1, max=64)
-            torch.onnx.export(model, example, str(path), dynamo=True, dynamic_shapes=({0: batch},), **names)
-            return "torch.export (dynamo) exporter"
-        except Exception as err:  # noqa: BLE001 - fall back to the legacy exporter and report both
-            errors.append(f"dynamo exporter: {_first_line(err)}")
-        try:
-            axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
-            torch.onnx.export(model, example, str(path), dynamo=False, dynamic_axes=axes, **names)
-            return f"legacy TorchScript exporter ({errors[0]})"
-        except Exception as err:  # noqa: BLE001
-            errors.append(f"legacy exporter: {_first_line(err)}")
-    raise RuntimeError("; ".join(errors))
+    """Export ``model`` (logits out, dynamic batch) with the exporter the server's .mar uses."""
+    runtime.export_onnx(model, path, size, probabilities=False)
+    return "torch.export (dynamo) exporter, as packed in the .mar"
 
 
 def ort_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The ONNX Runtime session the server's CPU workers use (``model.runtime.OnnxPredictor``)."""
+    return runtime.OnnxPredictor(path, threads).session
 
 
 def ort_runner(session: Any) -> Runner:

@@ -32,7 +32,7 @@ from handler.image_io import (
     unletterbox_probability,
 )
 from model import load_model
-from model.inference import foreground_probability
+from model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,20 @@ def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
     return found[0]
 
 
+def choose_predictor(model: torch.nn.Module, model_dir: Path, runtime: str) -> TorchPredictor | OnnxPredictor:
+    """``runtime`` auto: the ONNX graph packed in the .mar on CPU (fastest, no compile wait), else eager
+    PyTorch (GPU, or no graph); ``onnx`` / ``torch`` force one (onnx needs the graph and a CPU worker)."""
+    graph = model_dir / ONNX_FILE
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if runtime not in ("auto", "onnx", "torch"):
+        raise ValueError(f"handler.runtime is {runtime!r} in model-config.yaml; use auto, onnx or torch")
+    if runtime == "onnx" and not (graph.is_file() and on_cpu):
+        raise FileNotFoundError(f"handler.runtime: onnx needs {ONNX_FILE} in the .mar and a CPU worker")
+    if runtime == "onnx" or (runtime == "auto" and on_cpu and graph.is_file()):
+        return OnnxPredictor(graph, threads=torch.get_num_threads())
+    return TorchPredictor(model)
+
+
 class ResUNetHandler(BaseHandler):
     """Decode -> letterbox -> batched ResUNet forward -> un-letterbox -> RGBA PNG at the input's size."""
 
@@ -66,9 +80,9 @@ class ResUNetHandler(BaseHandler):
         gpu_id = props.get("gpu_id")
         use_cuda = torch.cuda.is_available() and gpu_id is not None
         self.device = torch.device(f"cuda:{gpu_id}" if use_cuda else "cpu")
-        # channels_last: faster on CPU (oneDNN) and on tensor cores; foreground_probability feeds it so.
-        self.model = load_model(path, self.device).to(memory_format=torch.channels_last)
+        self.model = load_model(path, self.device)
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
+        self.predictor = choose_predictor(self.model, Path(props["model_dir"]), settings.get("runtime", "auto"))
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
         self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
@@ -77,8 +91,9 @@ class ResUNetHandler(BaseHandler):
         self.initialized = True
         cfg = self.model.config
         logger.info(
-            "loaded %s (%s, input %d) on %s; packages from %s",
-            path.name, cfg.encoder, cfg.input_size, self.device, Path(load_model.__code__.co_filename).parents[1],
+            "loaded %s (%s, input %d) on %s, running %s; packages from %s",
+            path.name, cfg.encoder, cfg.input_size, self.device, self.predictor.name,
+            Path(load_model.__code__.co_filename).parents[1],
         )  # fmt: skip
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
@@ -123,7 +138,7 @@ class ResUNetHandler(BaseHandler):
     def inference(self, data: torch.Tensor, *args: Any, **kwargs: Any) -> np.ndarray:
         """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability."""
         t0 = time.perf_counter()
-        probs = foreground_probability(self.model, data).cpu().numpy()
+        probs = self.predictor(data)
         self._metric("InferenceTime", (time.perf_counter() - t0) * 1000)
         return probs
 

@@ -75,8 +75,10 @@ def build_mar(
     export_dir: Path,
     model_name: str = MODEL_NAME,
     config_file: Path = REPO / "model-config.yaml",
+    onnx: bool = True,
 ) -> Path:
-    """Pack ``weights`` + the ``model`` and ``handler`` packages into ``export_dir/<model_name>.mar``.
+    """Pack ``weights`` + the ``model`` and ``handler`` packages (+ the ONNX graph of ``weights`` for
+    CPU workers, unless ``onnx`` is False) into ``export_dir/<model_name>.mar``.
 
     torch-model-archiver copies a directory given in --extra-files by its contents, so both packages are
     staged under one folder whose contents (the two package folders) land at the archive root, which
@@ -92,6 +94,12 @@ def build_mar(
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "proto_gen")
         for package in ("model", "handler"):
             shutil.copytree(REPO / package, src / package, ignore=ignore)
+        if onnx:  # the CPU worker's graph, exported once here instead of compiled at every worker start
+            from model import load_model
+            from model.runtime import ONNX_FILE, export_onnx
+
+            model = load_model(weights, "cpu")
+            export_onnx(model, src / ONNX_FILE, model.config.input_size)
         cmd = [
             _bin("torch-model-archiver"),
             "--model-name", model_name,

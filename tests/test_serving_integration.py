@@ -89,12 +89,13 @@ def post(srv: ts_server.Server, data: bytes) -> tuple[int, str, bytes]:
 def test_archive_carries_its_code(server: ts_server.Server) -> None:
     mar = next(server.home.parent.glob("store/*.mar"))
     names = set(zipfile.ZipFile(mar).namelist())
-    expected = {"resunet_handler.py", "model-config.yaml", "tiny.pth", "MAR-INF/MANIFEST.json"}
+    expected = {"resunet_handler.py", "model-config.yaml", "tiny.pth", "resunet.onnx", "MAR-INF/MANIFEST.json"}
     assert expected | {"model/__init__.py", "handler/image_io.py", "handler/resunet_handler.py"} <= names
     # the worker imported the packages unpacked from the .mar (under the server's TMPDIR), not the checkout
     log = (server.logs / "model_log.log").read_text()
     found = re.search(r"packages from (\S+)", log)
     assert found and found.group(1).startswith(str(server.tmpdir)), found
+    assert "running onnxruntime" in log  # the CPU worker runs the graph packed at archive time
 
 
 def concurrent_round(srv: ts_server.Server, sizes: list[tuple[int, int]]) -> tuple[float, float]:

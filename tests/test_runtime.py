@@ -1,0 +1,51 @@
+"""The ONNX Runtime path the CPU server uses must give the eager model's masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handler.resunet_handler import choose_predictor
+from model import build_model
+from model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor, export_onnx
+from tests.serving_helpers import TINY
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    for p in model.parameters():  # make the random model's output depend on its input
+        p.data.add_(torch.randn_like(p) * 0.05)
+    folder = tmp_path_factory.mktemp("graph")
+    return model, export_onnx(model, folder / ONNX_FILE, TINY.input_size)
+
+
+def test_onnx_runtime_matches_eager_probabilities_and_masks(exported: tuple[torch.nn.Module, Path]) -> None:
+    model, graph = exported
+    batch = torch.randn(3, 3, TINY.input_size, TINY.input_size, generator=torch.Generator().manual_seed(1))
+    eager = TorchPredictor(model)(batch)
+    fast = OnnxPredictor(graph, threads=1)(batch.numpy())
+    assert fast.shape == eager.shape == (3, TINY.input_size, TINY.input_size)
+    assert eager.std() > 1e-3  # a constant output would match trivially
+    assert np.abs(fast - eager).max() < 1e-4
+    decided = np.abs(eager - 0.5) > 1e-3
+    assert np.array_equal((fast > 0.5)[decided], (eager > 0.5)[decided])
+    single = OnnxPredictor(graph, threads=1)(batch[:1].numpy())  # dynamic batch axis
+    assert np.abs(single - fast[:1]).max() < 1e-4
+
+
+def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.nn.Module, Path]) -> None:
+    model, graph = exported
+    assert isinstance(choose_predictor(model, graph.parent, "auto"), OnnxPredictor)
+    assert isinstance(choose_predictor(model, graph.parent, "torch"), TorchPredictor)
+    empty = graph.parent / "empty"
+    empty.mkdir(exist_ok=True)
+    assert isinstance(choose_predictor(model, empty, "auto"), TorchPredictor)
+    with pytest.raises(FileNotFoundError, match="needs resunet.onnx"):
+        choose_predictor(model, empty, "onnx")
+    with pytest.raises(ValueError, match="use auto, onnx or torch"):
+        choose_predictor(model, graph.parent, "tensorrt")
