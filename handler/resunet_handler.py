@@ -21,6 +21,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler.image_io import (
+    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
@@ -70,6 +71,7 @@ class ResUNetHandler(BaseHandler):
         self.model = load_model(path, self.device).to(memory_format=torch.channels_last)
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
+        self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
         self.manifest = manifest
@@ -95,9 +97,10 @@ class ResUNetHandler(BaseHandler):
         """Decode every request (bad ones become ``InvalidImageError``) and letterbox the good ones."""
         t0 = time.perf_counter()
         items: list[Item] = []
-        for request in data:
+        for idx, request in enumerate(data):
             try:
-                items.append(decode_image(request_payload(request), self.max_pixels))
+                payload = request_payload(request, self._content_type(idx), self.max_request_bytes)
+                items.append(decode_image(payload, self.max_pixels))
             except InvalidImageError as err:
                 items.append(err)
             except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
@@ -160,6 +163,14 @@ class ResUNetHandler(BaseHandler):
         if served:
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
+
+    def _content_type(self, idx: int) -> str | None:
+        """Request ``idx``'s Content-Type header (header names keep the client's spelling)."""
+        try:
+            headers = self.context.get_all_request_header(idx) or {}
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+        return next((str(v) for k, v in headers.items() if str(k).lower() == "content-type"), None)
 
     def _error(self, idx: int, err: InvalidImageError) -> bytes:
         logger.info("request %d refused (%d): %s", idx, err.status, err.message)
