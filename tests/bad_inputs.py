@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
+import urllib.parse
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -45,6 +47,7 @@ class Case:
     heavy: bool = False
     frontend: bool = False
     grpc_status: int | None = None  # when gRPC answers differently (None: same as REST)
+    grpc_words: str | None = None
     _cache: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def data(self) -> bytes:
@@ -68,9 +71,9 @@ class Case:
         if self.fields is not None:
             return dict(self.fields)
         data = self.data()
+        if self.content_type == "application/x-www-form-urlencoded":
+            return dict(urllib.parse.parse_qsl(data.decode("latin-1")))
         if self.content_type == "application/json":
-            import json
-
             return {"body": json.loads(data)}
         if self.content_type.startswith("text"):
             return {"body": data.decode("utf-8")}
@@ -224,12 +227,21 @@ def corpus(max_bytes: int = 100 * 1024 * 1024, frontend_max_bytes: int | None = 
         Case("base64-body", lambda: base64.b64encode(small()), 400, "base64", content_type="text/plain"),
         Case("data-uri", lambda: b"data:image/png;base64," + base64.b64encode(small()), 400, "base64"),
         Case(
-            "form-urlencoded",
-            small,
+            "form-urlencoded",  # what `curl -d 'shoe=red'` sends: fields, no file
+            lambda: b"shoe=red&size=42",
             415,
             "url-encoded form",
+            content_type="application/x-www-form-urlencoded",
+            grpc_status=415,  # gRPC has no Content-Type: plain bytes, not an image
+            grpc_words="not a recognised image",
+        ),
+        Case(
+            "form-urlencoded-binary",  # `curl --data-binary @shoe.jpg` without a Content-Type
+            lambda: encode(photo(64, 48), "JPEG"),
+            500,  # TorchServe's frontend fails to parse it as a form: ErrorDataDecoderException (documented)
             size=(64, 48),
             content_type="application/x-www-form-urlencoded",
+            frontend=True,
             grpc_status=200,  # gRPC has no Content-Type: the bytes arrive intact and are served
         ),
         Case("over-byte-limit", lambda: encode(photo(8, 8), "JPEG") + bytes(max_bytes), 413, "byte request limit"),

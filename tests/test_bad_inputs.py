@@ -9,6 +9,7 @@ from tests.bad_inputs import corpus
 
 LIMIT = 64 * 1024  # the byte limit under test: small, so the over-limit case stays small too
 CASES = corpus(max_bytes=LIMIT)
+HANDLED = sorted(name for name, case in CASES.items() if not case.frontend)  # the others never reach the handler
 
 
 def test_corpus_covers_the_issue() -> None:
@@ -16,7 +17,7 @@ def test_corpus_covers_the_issue() -> None:
     assert {200, 400, 413, 415} <= {c.status for c in CASES.values()}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", HANDLED)
 def test_case(name: str) -> None:
     case = CASES[name]
     content_type = "multipart/form-data" if case.fields is not None else case.content_type
