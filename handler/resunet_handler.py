@@ -7,6 +7,8 @@ carries the JSON body with status OK), while the rest of the batch is served.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import time
@@ -47,6 +49,14 @@ def _internal(err: Exception, stage: str) -> InvalidImageError:
     return InvalidImageError(f"internal error while {stage} this image ({type(err).__name__}: {err})", 500)
 
 
+def _heap_trimmer() -> ctypes._CFuncPtr | None:
+    """glibc's ``malloc_trim`` (None elsewhere): hands the heap pages a batch freed back to the OS."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
     """The checkpoint passed to torch-model-archiver as ``--serialized-file``, else the only *.pth / *.pt."""
     if serialized_file:
@@ -74,6 +84,9 @@ class ResUNetHandler(BaseHandler):
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
+        # Photos of every size pass through one long-lived worker: without trimming, glibc keeps the pages
+        # of the largest batch so far and the RSS ratchets up with the traffic's mix (measured: +17 % in 40 s).
+        self.trim_heap = _heap_trimmer()
         self.manifest = manifest
         self.context = context
         self.initialized = True
@@ -90,6 +103,9 @@ class ResUNetHandler(BaseHandler):
         batch, items = self.preprocess(data)
         probs = self.inference(batch) if batch is not None else None
         outputs = self.postprocess((probs, items))
+        del batch, probs, items
+        if self.trim_heap is not None:
+            self.trim_heap(0)
         self._metric("HandlerTime", (time.perf_counter() - start) * 1000)
         return outputs
 

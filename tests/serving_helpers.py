@@ -43,16 +43,19 @@ def image_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
 
 @contextlib.contextmanager
 def running_server(
-    root: Path, handler_settings: dict | None = None, overrides: dict[str, str] | None = None
+    root: Path,
+    handler_settings: dict | None = None,
+    overrides: dict[str, str] | None = None,
+    config: Path = REPO / "config.properties",
 ) -> Iterator[ts_server.Server]:
     """A TorchServe with the TINY model on free loopback ports under ``root``, stopped on exit (also when the
     start or the block fails); checks that none of its processes outlive it.
 
-    ``handler_settings`` override model-config.yaml's ``handler:`` entries, ``overrides`` config.properties.
+    ``handler_settings`` override model-config.yaml's ``handler:`` entries, ``overrides`` the server ``config``.
     """
-    config = yaml.safe_load((REPO / "model-config.yaml").read_text())
-    config["handler"] = {**config.get("handler", {}), **(handler_settings or {})}
-    (root / "model-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    model_config = yaml.safe_load((REPO / "model-config.yaml").read_text())
+    model_config["handler"] = {**model_config.get("handler", {}), **(handler_settings or {})}
+    (root / "model-config.yaml").write_text(yaml.safe_dump(model_config, sort_keys=False))
     mar = ts_server.build_mar(
         tiny_checkpoint(root / "tiny.pth"), root / "store", config_file=root / "model-config.yaml"
     )
@@ -69,7 +72,7 @@ def running_server(
     home = root / "home"
     procs: list[psutil.Process] = []
     try:
-        srv = ts_server.start(home, mar.parent, REPO / "config.properties", overrides=props)
+        srv = ts_server.start(home, mar.parent, config, overrides=props)
         frontend = psutil.Process(srv.pid())
         ts_server.wait_ready(srv, timeout=240)
         procs = [frontend, *frontend.children(recursive=True)]
