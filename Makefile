@@ -80,4 +80,15 @@ eval: venv
 bench: venv
 	$(PY) -m benchmarks.run --out reports --weights "$(WEIGHTS)" $(BENCH_ARGS)
 
+## loadtest: 16 clients for 3 min (after 30 s warm-up) of mixed good and bad images against a fresh TorchServe
+## on loopback serving WEIGHTS -> reports/loadtest.md, loadtest.json (LOADTEST_ARGS=--duration 60 for less)
+.PHONY: loadtest faulttest
+loadtest: check-weights venv
+	$(PY) -m benchmarks.loadtest --weights "$(WEIGHTS)" --out reports $(LOADTEST_ARGS)
+
+## faulttest: SIGKILL the worker 20 s into a 60 s load; the client's retries get every image -> reports/fault.md
+faulttest: check-weights venv
+	$(PY) -m benchmarks.loadtest --weights "$(WEIGHTS)" --out reports --clients 8 --warmup 0 --duration 60 \
+		--kill-worker-after 20 $(FAULT_ARGS)
+
 # ---- end of training / evaluation --------------------------------------------------------------------

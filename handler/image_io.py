@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 # Largest accepted image in pixels: 48 MP covers every current DSLR and phone at full resolution while
 # bounding a worker's memory (the RGBA result alone is 4 bytes a pixel).
 DEFAULT_MAX_PIXELS = 48_000_000
+# Largest accepted request body: a 48 MP photo is ~25 MB as a high-quality JPEG, ~70-100 MB as a PNG.
+# TorchServe's own max_request_size (config.properties) must stay above it: the frontend refuses larger
+# bodies itself, with a bare 413 and no JSON.
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 # PIL's own decompression-bomb guard, set on purpose: its warning is silenced (``max_pixels`` decides), its
 # hard error at 2x this limit stays as a backstop and is answered with 413 too.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
@@ -71,20 +76,43 @@ _BASE64 = re.compile(rb"[A-Za-z0-9+/=_\-\r\n]+")
 _HOW_TO_SEND = "send the file's raw bytes (`curl -T shoe.jpg URL`) or a multipart file (`curl -F data=@shoe.jpg URL`)"
 
 
-def request_payload(request: dict[str, Any]) -> bytes:
-    """The image bytes of one TorchServe request: its ``data`` / ``body`` entry or its single bytes field."""
+def request_payload(
+    request: dict[str, Any], content_type: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> bytes:
+    """The image bytes of one TorchServe request: its ``data`` / ``body`` entry or its single bytes field.
+
+    ``request`` is what TorchServe hands the handler for one request: ``{"body": raw bytes}`` for a raw
+    body (a dict for JSON, a str for text/*), one entry per field for a multipart or url-encoded form.
+    ``content_type`` is the request's Content-Type header, only used to explain a refusal. Bodies above
+    ``max_bytes`` (0: no limit) are refused with 413.
+    """
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime == "application/x-www-form-urlencoded":
+        raise InvalidImageError(
+            "the body was sent as a url-encoded form (Content-Type application/x-www-form-urlencoded, what "
+            "`curl --data-binary` sends by default), which mangles binary data; add "
+            f"`-H 'Content-Type: application/octet-stream'`, or {_HOW_TO_SEND}",
+            415,
+        )
     value = request.get("data", request.get("body"))
     if value is None:
         blobs = [v for v in request.values() if isinstance(v, bytes | bytearray)]
         value = blobs[0] if len(blobs) == 1 else None
     if value is None:
-        raise InvalidImageError(f"no image in the request body; {_HOW_TO_SEND}")
+        fields = ", ".join(sorted(map(str, request))) or "none"
+        raise InvalidImageError(f"no image in the request (form fields: {fields}); {_HOW_TO_SEND}")
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
     if isinstance(value, dict | list):
         raise InvalidImageError(f"got a JSON document, not an image; {_HOW_TO_SEND}", status=415)
     if not isinstance(value, bytes | bytearray | memoryview):
         raise InvalidImageError(f"unexpected request body type {type(value).__name__}; {_HOW_TO_SEND}")
+    if max_bytes and len(value) > max_bytes:
+        raise InvalidImageError(
+            f"the body is {len(value):,} bytes, above the {max_bytes:,} byte request limit; "
+            "send a smaller file (re-encode it as JPEG or downscale it)",
+            413,
+        )
     return bytes(value)
 
 
@@ -158,25 +186,76 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError as err:
         if _looks_like_base64(data):
             raise InvalidImageError(f"body looks like base64 text; decode it first and {_HOW_TO_SEND}") from err
+        claimed = _sniff_supported(data)
+        if claimed:
+            raise InvalidImageError(_corrupt_header(claimed, data)) from err
         fmt = _sniff_unsupported(data)
-        what = f"a {fmt} image, which is not supported" if fmt else "not a recognised image"
+        what = f"a {fmt} document, which is not an image we read" if fmt else "not a recognised image"
         raise InvalidImageError(
             f"the body ({len(data):,} bytes) is {what}; send JPEG, PNG, WebP, BMP, TIFF or GIF", 415
         ) from err
     except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt headers
-        raise InvalidImageError(f"corrupt image header ({err}); re-export the image and retry") from err
+        fmt = _sniff_supported(data) or "image"
+        raise InvalidImageError(
+            f"the {fmt} header is corrupt or cut short ({err}); re-upload the complete file"
+        ) from err
 
 
-_SIGNATURES = {b"%PDF": "PDF", b"\x00\x00\x01\x00": "ICO", b"8BPS": "PSD", b"\x1aE\xdf\xa3": "WebM/MKV"}
+_SIGNATURES = {
+    b"%PDF": "PDF",
+    b"\x00\x00\x01\x00": "ICO",
+    b"8BPS": "PSD",
+    b"\x1aE\xdf\xa3": "WebM/MKV",
+    b"PK\x03\x04": "ZIP",
+    b"PK\x05\x06": "ZIP",
+    b"\x1f\x8b": "gzip",
+    b"{": "JSON",
+    b"[": "JSON",
+}
+_MARKUP = {b"<svg": "SVG", b"<!doctype html": "HTML", b"<html": "HTML"}
+# Magic numbers of the formats we read: a body that starts like one but does not open is corrupt (400),
+# not of the wrong type (415).
+_SUPPORTED_MAGIC = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
 
 
 def _sniff_unsupported(data: bytes) -> str | None:
+    """The name of a known format we do not read (PDF, SVG, ZIP, HEIC ...), else None."""
     for magic, name in _SIGNATURES.items():
         if data.startswith(magic):
             return name
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"):
         return "HEIC/AVIF"
+    head = data[:1024].lstrip().lower()
+    for marker, name in _MARKUP.items():
+        if marker in head:
+            return name
+    if head.startswith(b"<?xml"):
+        return "XML"
     return None
+
+
+def _sniff_supported(data: bytes) -> str | None:
+    """The format a body claims by its magic number, if it is one we read (RIFF....WEBP too)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _SUPPORTED_MAGIC.items() if data.startswith(magic)), None)
+
+
+def _corrupt_header(fmt: str, data: bytes) -> str:
+    """Why a body that starts like ``fmt`` does not open, as precisely as cheap checks allow."""
+    if fmt == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        if width == 0 or height == 0:
+            return f"the PNG declares a {width}x{height} image (zero width or height); re-export it"
+    return f"the {fmt} header is corrupt or cut short ({len(data):,} bytes in all); re-upload the complete file"
 
 
 def letterbox(

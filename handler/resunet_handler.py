@@ -7,6 +7,8 @@ carries the JSON body with status OK), while the rest of the batch is served.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import time
@@ -21,6 +23,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler.image_io import (
+    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
@@ -44,6 +47,14 @@ def _internal(err: Exception, stage: str) -> InvalidImageError:
     """An unexpected failure on one image, answered as that request's 500 (logged with its traceback)."""
     logger.exception("%s failed", stage)
     return InvalidImageError(f"internal error while {stage} this image ({type(err).__name__}: {err})", 500)
+
+
+def _heap_trimmer() -> ctypes._CFuncPtr | None:
+    """glibc's ``malloc_trim`` (None elsewhere): hands the heap pages a batch freed back to the OS."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
@@ -84,8 +95,12 @@ class ResUNetHandler(BaseHandler):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
         self.predictor = choose_predictor(self.model, Path(props["model_dir"]), settings.get("runtime", "auto"))
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
+        self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
+        # Photos of every size pass through one long-lived worker: without trimming, glibc keeps the pages
+        # of the largest batch so far and the RSS ratchets up with the traffic's mix (measured: +17 % in 40 s).
+        self.trim_heap = _heap_trimmer()
         self.manifest = manifest
         self.context = context
         self.initialized = True
@@ -103,6 +118,9 @@ class ResUNetHandler(BaseHandler):
         batch, items = self.preprocess(data)
         probs = self.inference(batch) if batch is not None else None
         outputs = self.postprocess((probs, items))
+        del batch, probs, items
+        if self.trim_heap is not None:
+            self.trim_heap(0)
         self._metric("HandlerTime", (time.perf_counter() - start) * 1000)
         return outputs
 
@@ -110,9 +128,10 @@ class ResUNetHandler(BaseHandler):
         """Decode every request (bad ones become ``InvalidImageError``) and letterbox the good ones."""
         t0 = time.perf_counter()
         items: list[Item] = []
-        for request in data:
+        for idx, request in enumerate(data):
             try:
-                items.append(decode_image(request_payload(request), self.max_pixels))
+                payload = request_payload(request, self._content_type(idx), self.max_request_bytes)
+                items.append(decode_image(payload, self.max_pixels))
             except InvalidImageError as err:
                 items.append(err)
             except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
@@ -175,6 +194,14 @@ class ResUNetHandler(BaseHandler):
         if served:
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
+
+    def _content_type(self, idx: int) -> str | None:
+        """Request ``idx``'s Content-Type header (header names keep the client's spelling)."""
+        try:
+            headers = self.context.get_all_request_header(idx) or {}
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+        return next((str(v) for k, v in headers.items() if str(k).lower() == "content-type"), None)
 
     def _error(self, idx: int, err: InvalidImageError) -> bytes:
         logger.info("request %d refused (%d): %s", idx, err.status, err.message)

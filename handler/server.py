@@ -179,6 +179,14 @@ class Server:
         """The frontend's stdout/stderr (startup errors such as a port in use only show here)."""
         return self.logs / "console.log"
 
+    def key(self, kind: str) -> str | None:
+        """The ``kind`` ("inference", "management") token from the key_file.json TorchServe writes in ``home``
+        when token authorization is on; None when it is off or the file is not there yet."""
+        try:
+            return json.loads((self.home / "key_file.json").read_text())[kind]["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def log_tail(self, lines: int = 12) -> str:
         """The last lines of the console output and of TorchServe's logs, for error messages."""
         parts = []
@@ -266,9 +274,13 @@ def start(
     return server
 
 
-def http_request(url: str, data: bytes | None = None, timeout: float = 30) -> tuple[int, bytes]:
+def http_request(
+    url: str, data: bytes | None = None, timeout: float = 30, token: str | None = None
+) -> tuple[int, bytes]:
     # An explicit binary content type: urllib's default (form-urlencoded) makes TorchServe parse a form.
     headers = {"Content-Type": "application/octet-stream"} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -290,7 +302,9 @@ def probe_image(width: int = 96, height: int = 64) -> bytes:
 def worker_status(server: Server, model: str = MODEL_NAME) -> list[dict]:
     """The model's workers from the management API (``[]`` while it is not registered yet)."""
     try:
-        status, body = http_request(f"{server.management_url}/models/{model}", timeout=10)
+        status, body = http_request(
+            f"{server.management_url}/models/{model}", timeout=10, token=server.key("management")
+        )
     except (OSError, urllib.error.URLError):
         return []
     if status != 200:
@@ -310,7 +324,8 @@ def wait_ready(server: Server, model: str = MODEL_NAME, timeout: float = 300) ->
         if any(w.get("status") == "READY" for w in worker_status(server, model)):
             stage = "a first prediction to succeed"
             try:
-                status, body = http_request(f"{server.inference_url}/predictions/{model}", probe_image(), timeout=60)
+                url, key = f"{server.inference_url}/predictions/{model}", server.key("inference")
+                status, body = http_request(url, probe_image(), timeout=60, token=key)
             except (OSError, urllib.error.URLError):
                 status, body = 0, b""
             if status == 200 and body.startswith(PNG_MAGIC):

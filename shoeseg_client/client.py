@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,7 +20,9 @@ DEFAULT_GRPC = "127.0.0.1:7070"
 MODEL = "resunet"
 # Above the server's max_response_size (256 MiB) and max_request_size (150 MiB).
 GRPC_MAX_MESSAGE = 300 * 1024 * 1024
-RETRY_HTTP = {502, 503, 504, 507}  # worker busy / restarting / out of resources
+# Worker busy / restarting / out of resources: TorchServe answers 507 "Worker died." to the requests a
+# crashed worker held, 503 while the queue is full or no worker is up.
+RETRY_HTTP = {502, 503, 504, 507}
 
 T = TypeVar("T")
 
@@ -49,14 +51,24 @@ class _RetryableError(Exception):
     pass
 
 
-def _with_retries(call: Callable[[], T], retries: int, backoff: float = 0.5) -> T:
+# Called before each retry with the attempt that failed (1-based) and why: count or log retries.
+OnRetry = Callable[[int, Exception], None]
+
+
+def _with_retries(
+    call: Callable[[], T], retries: int, backoff: float = 0.5, on_retry: OnRetry | None = None, max_delay: float = 8.0
+) -> T:
+    """``call()`` up to ``retries + 1`` times, sleeping ``backoff * 2**attempt`` (jittered, at most
+    ``max_delay`` s) after each retryable failure. Predictions are idempotent, so a retry is always safe."""
     for attempt in range(retries + 1):
         try:
             return call()
         except _RetryableError as err:
             if attempt == retries:
                 raise ServiceError(f"{err} (after {retries + 1} attempts)") from err
-            time.sleep(backoff * 2**attempt)
+            if on_retry is not None:
+                on_retry(attempt + 1, err)
+            time.sleep(min(max_delay, backoff * 2**attempt) * random.uniform(0.5, 1.0))
     raise AssertionError("unreachable")
 
 
@@ -67,30 +79,45 @@ def predict_rest(
     timeout: float = 120,
     retries: int = 2,
     token: str | None = None,
+    backoff: float = 0.5,
+    on_retry: OnRetry | None = None,
 ) -> bytes:
-    """POST the image bytes to ``{url}/predictions/{model}``; returns the RGBA PNG."""
+    """POST the image bytes to ``{url}/predictions/{model}``; returns the RGBA PNG.
+
+    Each attempt may take ``timeout`` seconds; connection errors, timeouts and ``RETRY_HTTP`` statuses are
+    retried ``retries`` times with exponential backoff starting at ``backoff`` seconds.
+    """
     headers = {"Content-Type": "application/octet-stream"}  # not form-urlencoded: TorchServe would parse it
     if token:
         headers["Authorization"] = f"Bearer {token}"
     endpoint = f"{url.rstrip('/')}/predictions/{model}"
+    parts = urllib.parse.urlsplit(endpoint)
+    connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
 
     def call() -> bytes:
-        request = urllib.request.Request(endpoint, data=data, headers=headers, method="POST")
+        # http.client keeps the connection alive (urllib sends "Connection: close"): then TorchServe answers a
+        # body above its max_request_size with a readable 413 instead of resetting the connection mid-upload.
+        conn = connection(parts.netloc, timeout=timeout)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as err:
-            body = err.read()
-            if err.code in RETRY_HTTP:
-                raise _RetryableError(f"HTTP {err.code} from {endpoint}: {body[:200]!r}") from err
-            raise _rejection(err.code, body) from err
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-            raise _RetryableError(f"cannot reach {endpoint}: {getattr(err, 'reason', err)}") from err
+            conn.request("POST", parts.path, body=data, headers=headers)
+            response = conn.getresponse()
+            status, body = response.status, response.read()
+        except (http.client.HTTPException, OSError) as err:  # refused, reset, timed out
+            raise _RetryableError(f"cannot reach {endpoint}: {type(err).__name__}: {err}") from err
+        finally:
+            conn.close()
+        if status in RETRY_HTTP:
+            raise _RetryableError(f"HTTP {status} from {endpoint}: {body[:200]!r}")
+        if status == 413 and not body:  # TorchServe's frontend: above max_request_size, no JSON
+            message = f"the body ({len(data):,} bytes) is above the server's request size limit (max_request_size)"
+            raise ImageRejectedError(413, "RequestTooLarge", message)
+        if status != 200:
+            raise _rejection(status, body)
         if not body.startswith(PNG_MAGIC):
             raise ServiceError(f"expected a PNG from {endpoint}, got {body[:100]!r}")
         return body
 
-    return _with_retries(call, retries)
+    return _with_retries(call, retries, backoff, on_retry)
 
 
 def grpc_stubs() -> tuple[Any, Any]:
@@ -132,8 +159,10 @@ def predict_grpc(
     timeout: float = 120,
     retries: int = 2,
     token: str | None = None,
+    backoff: float = 0.5,
+    on_retry: OnRetry | None = None,
 ) -> bytes:
-    """Predictions over gRPC; returns the RGBA PNG.
+    """Predictions over gRPC; returns the RGBA PNG. Timeout and retries as ``predict_rest``.
 
     TorchServe 0.12 does not carry a handler's per-request status over gRPC: a refused image comes back
     with status OK and the handler's JSON error as the prediction, which is raised as ``ImageRejectedError``.
@@ -141,6 +170,7 @@ def predict_grpc(
     import grpc
 
     pb2, pb2_grpc = grpc_stubs()
+    retry_codes = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
     metadata = [("authorization", f"Bearer {token}")] if token else None
     request = pb2.PredictionsRequest(model_name=model, input={"data": data})
 
@@ -151,15 +181,21 @@ def predict_grpc(
                     request, timeout=timeout, metadata=metadata
                 )
             except grpc.RpcError as err:
-                code = err.code()
-                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
-                    raise _RetryableError(f"gRPC {code.name} from {target}: {err.details()}") from err
+                code, details = err.code(), str(err.details())
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+                    raise ImageRejectedError(413, "RequestTooLarge", details) from err
+                if code == grpc.StatusCode.CANCELLED and "RST_STREAM" in details:
+                    # TorchServe resets the stream of a message above its max_request_size
+                    message = f"the server reset the stream: the body ({len(data):,} bytes) is likely above its "
+                    raise ImageRejectedError(413, "RequestTooLarge", message + "max_request_size") from err
+                if code in retry_codes or (code == grpc.StatusCode.INTERNAL and "Worker died" in details):
+                    raise _RetryableError(f"gRPC {code.name} from {target}: {details}") from err
                 if code == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise ImageRejectedError(400, code.name, str(err.details())) from err
-                raise ServiceError(f"gRPC {code.name} from {target}: {err.details()}") from err
+                    raise ImageRejectedError(400, code.name, details) from err
+                raise ServiceError(f"gRPC {code.name} from {target}: {details}") from err
         body = reply.prediction
         if not body.startswith(PNG_MAGIC):
             raise _rejection(400, body)
         return body
 
-    return _with_retries(call, retries)
+    return _with_retries(call, retries, backoff, on_retry)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
-import struct
-import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
+import yaml
 from PIL import Image
 
+from handler import server as ts_server
 from model import ModelConfig, build_model, save_checkpoint
+from tests.bad_inputs import png_header_only  # noqa: F401 - re-exported for the older tests
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(
@@ -37,11 +41,43 @@ def image_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims ``width`` x ``height`` with one tiny IDAT: a decompression bomb's header."""
+@contextlib.contextmanager
+def running_server(
+    root: Path,
+    handler_settings: dict | None = None,
+    overrides: dict[str, str] | None = None,
+    config: Path = REPO / "config.properties",
+) -> Iterator[ts_server.Server]:
+    """A TorchServe with the TINY model on free loopback ports under ``root``, stopped on exit (also when the
+    start or the block fails); checks that none of its processes outlive it.
 
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+    ``handler_settings`` override model-config.yaml's ``handler:`` entries, ``overrides`` the server ``config``.
+    """
+    model_config = yaml.safe_load((REPO / "model-config.yaml").read_text())
+    model_config["handler"] = {**model_config.get("handler", {}), **(handler_settings or {})}
+    (root / "model-config.yaml").write_text(yaml.safe_dump(model_config, sort_keys=False))
+    mar = ts_server.build_mar(
+        tiny_checkpoint(root / "tiny.pth"), root / "store", config_file=root / "model-config.yaml"
+    )
+    ports = ts_server.free_ports(5)
+    props = {
+        "inference_address": f"http://127.0.0.1:{ports[0]}",
+        "management_address": f"http://127.0.0.1:{ports[1]}",
+        "metrics_address": f"http://127.0.0.1:{ports[2]}",
+        "grpc_inference_port": str(ports[3]),
+        "grpc_management_port": str(ports[4]),
+        "disable_system_metrics": "true",  # keep the test lean: no metrics collector process every minute
+        **(overrides or {}),
+    }
+    home = root / "home"
+    procs: list[psutil.Process] = []
+    try:
+        srv = ts_server.start(home, mar.parent, config, overrides=props)
+        frontend = psutil.Process(srv.pid())
+        ts_server.wait_ready(srv, timeout=240)
+        procs = [frontend, *frontend.children(recursive=True)]
+        yield srv
+    finally:
+        ts_server.stop(home)
+    alive = [p.pid for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes left: {alive}"

@@ -1,7 +1,7 @@
 """A real TorchServe on free loopback ports with a tiny model: REST, gRPC, batching, metrics, bad input.
 
-One server for the module, started through handler/server.py (the same code as `make serve`) and
-always stopped, also when a test or the start fails.
+One server for the session (tests/conftest.py), started through handler/server.py (the same code as
+`make serve`) and always stopped, also when a test or the start fails.
 """
 
 from __future__ import annotations
@@ -13,45 +13,17 @@ import threading
 import time
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import psutil
 import pytest
 from PIL import Image
 
 from handler import server as ts_server
 from shoeseg_client import ImageRejectedError, ping_grpc, predict_grpc, predict_rest
-from tests.serving_helpers import REPO, image_bytes, png_header_only, tiny_checkpoint
+from tests.serving_helpers import image_bytes, png_header_only
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ts_server.Server]:
-    root = tmp_path_factory.mktemp("serving")
-    mar = ts_server.build_mar(tiny_checkpoint(root / "tiny.pth"), root / "store")
-    ports = ts_server.free_ports(5)
-    overrides = {
-        "inference_address": f"http://127.0.0.1:{ports[0]}",
-        "management_address": f"http://127.0.0.1:{ports[1]}",
-        "metrics_address": f"http://127.0.0.1:{ports[2]}",
-        "grpc_inference_port": str(ports[3]),
-        "grpc_management_port": str(ports[4]),
-        "disable_system_metrics": "true",  # keep the test lean: no metrics collector process every minute
-    }
-    home = root / "home"
-    procs: list[psutil.Process] = []
-    try:
-        srv = ts_server.start(home, mar.parent, REPO / "config.properties", overrides=overrides)
-        frontend = psutil.Process(srv.pid())
-        ts_server.wait_ready(srv, timeout=240)
-        procs = [frontend, *frontend.children(recursive=True)]
-        yield srv
-    finally:
-        ts_server.stop(home)
-    assert not [p.pid for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "processes left"
 
 
 def scrape(srv: ts_server.Server) -> str:
