@@ -50,9 +50,16 @@ def _internal(err: Exception, stage: str) -> InvalidImageError:
 
 
 def _heap_trimmer() -> ctypes._CFuncPtr | None:
-    """glibc's ``malloc_trim`` (None elsewhere): hands the heap pages a batch freed back to the OS."""
+    """glibc's ``malloc_trim`` (None elsewhere), after pinning its mmap threshold at 1 MiB.
+
+    glibc raises the threshold each time a big mmapped block is freed, so later image-sized buffers
+    land in heap arenas and fragment them; pinned, every buffer of 1 MiB or more (decoded photos,
+    cutouts) is its own mapping, returned to the OS when freed. ``malloc_trim`` returns the rest.
+    """
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        return libc.malloc_trim
     except (OSError, AttributeError):
         return None
 
