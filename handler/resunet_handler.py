@@ -22,6 +22,7 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
+from handler.compose import render
 from handler.image_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -29,18 +30,19 @@ from handler.image_io import (
     InvalidImageError,
     LetterboxInfo,
     decode_image,
-    encode_rgba_png,
     letterbox,
     request_payload,
     unletterbox_probability,
 )
+from handler.options import Options, split_request
 from model import load_model
 from model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
 
 logger = logging.getLogger(__name__)
 
-# One entry per request: the decoded image and where it sits in the letterbox, or why it was refused.
-Item = tuple[np.ndarray, LetterboxInfo] | InvalidImageError
+# One entry per request: the decoded image, where it sits in the letterbox and the request's options
+# (handler/options.py), or why it was refused.
+Item = tuple[np.ndarray, LetterboxInfo, Options] | InvalidImageError
 
 
 def _internal(err: Exception, stage: str) -> InvalidImageError:
@@ -123,7 +125,8 @@ class ResUNetHandler(BaseHandler):
         self.context = context
         start = time.perf_counter()
         batch, items = self.preprocess(data)
-        probs = self.inference(batch) if batch is not None else None
+        tta = [item[2].tta for item in items if isinstance(item, tuple)]
+        probs = self.inference(batch, tta) if batch is not None else None
         outputs = self.postprocess((probs, items))
         del batch, probs, items
         if self.trim_heap is not None:
@@ -132,13 +135,16 @@ class ResUNetHandler(BaseHandler):
         return outputs
 
     def preprocess(self, data: list[dict[str, Any]]) -> tuple[torch.Tensor | None, list[Item]]:
-        """Decode every request (bad ones become ``InvalidImageError``) and letterbox the good ones."""
+        """Parse each request's options and decode its image (bad ones become ``InvalidImageError``), letterbox
+        the good ones."""
         t0 = time.perf_counter()
         items: list[Item] = []
         for idx, request in enumerate(data):
             try:
-                payload = request_payload(request, self._content_type(idx), self.max_request_bytes)
-                items.append(decode_image(payload, self.max_pixels))
+                content_type = self._content_type(idx)
+                fields, options = split_request(request, content_type)
+                payload = request_payload(fields, content_type, self.max_request_bytes)
+                items.append((decode_image(payload, self.max_pixels), options))
             except InvalidImageError as err:
                 items.append(err)
             except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
@@ -147,29 +153,31 @@ class ResUNetHandler(BaseHandler):
         cfg = self.model.config
         arrays = []
         for i, item in enumerate(items):
-            if isinstance(item, np.ndarray):
+            if isinstance(item, tuple):
+                image, options = item
                 try:
-                    array, info = letterbox(item, cfg.input_size, cfg.mean, cfg.std)
+                    array, info = letterbox(image, cfg.input_size, cfg.mean, cfg.std)
                 except Exception as err:  # noqa: BLE001
                     items[i] = _internal(err, "resizing")
                     continue
                 arrays.append(array)
-                items[i] = (item, info)
+                items[i] = (image, info, options)
         batch = torch.from_numpy(np.stack(arrays)) if arrays else None
         self._metric("DecodeTime", (t1 - t0) * 1000)
         self._metric("PreprocessTime", (time.perf_counter() - t1) * 1000)
         self._metric("BatchSize", len(data), unit="count", metric_type=MetricTypes.HISTOGRAM)
         return batch, items
 
-    def inference(self, data: torch.Tensor, *args: Any, **kwargs: Any) -> np.ndarray:
-        """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability."""
+    def inference(self, data: torch.Tensor, tta: list[bool] | bool = False, *args: Any, **kwargs: Any) -> np.ndarray:
+        """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability (``tta`` per image)."""
         t0 = time.perf_counter()
-        probs = self.predictor(data)
+        probs = self.predictor(data, tta)
         self._metric("InferenceTime", (time.perf_counter() - t0) * 1000)
         return probs
 
     def postprocess(self, data: tuple[np.ndarray | None, list[Item]]) -> list[bytes]:
-        """Probabilities back at each input's size -> RGBA PNG; refused requests -> JSON error body."""
+        """Probabilities back at each input's size -> the result its options ask for (default RGBA PNG);
+        refused requests -> JSON error body."""
         probs, items = data
         t0 = time.perf_counter()
         outputs: list[bytes] = []
@@ -178,22 +186,25 @@ class ResUNetHandler(BaseHandler):
             if isinstance(item, InvalidImageError):
                 outputs.append(self._error(idx, item))
                 continue
-            image, info = item
+            image, info, options = item
             row += 1
             try:
-                png = encode_rgba_png(image, unletterbox_probability(probs[row - 1], info), self.png_level)
+                png = render(image, unletterbox_probability(probs[row - 1], info), options, self.png_level)
+            except InvalidImageError as err:  # e.g. crop=true on an image with no object: 422
+                outputs.append(self._error(idx, err))
+                continue
             except Exception as err:  # noqa: BLE001
                 outputs.append(self._error(idx, _internal(err, "encoding")))
                 continue
             if self.max_response_bytes and len(png) > self.max_response_bytes:
                 err = InvalidImageError(
-                    f"the cutout PNG is {len(png):,} bytes, above the server's {self.max_response_bytes:,} "
+                    f"the result is {len(png):,} bytes, above the server's {self.max_response_bytes:,} "
                     "byte response limit; downscale the image and retry",
                     413,
                 )
                 outputs.append(self._error(idx, err))
                 continue
-            self.context.set_response_content_type(idx, "image/png")
+            self.context.set_response_content_type(idx, options.content_type)
             outputs.append(png)
             served += 1
         if row:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.inference import foreground_probability
+from model.inference import foreground_probability, mirror_average
 
 ONNX_OPSET = 18
 ONNX_INPUT, ONNX_OUTPUT = "image", "foreground"
@@ -25,11 +26,12 @@ ONNX_FILE = "resunet.onnx"  # the graph's name inside the .mar
 
 
 class Predictor(Protocol):
-    """Normalised images (B, 3, S, S) float32 -> foreground probability (B, S, S) float32 numpy."""
+    """Normalised images (B, 3, S, S) float32 -> foreground probability (B, S, S) float32 numpy; ``tta`` (for
+    the batch or per image) averages with the prediction on the mirrored image."""
 
     name: str
 
-    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray: ...
+    def __call__(self, batch: np.ndarray | torch.Tensor, tta: bool | Sequence[bool] = False) -> np.ndarray: ...
 
 
 class TorchPredictor:
@@ -39,8 +41,8 @@ class TorchPredictor:
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.name = f"torch eager channels_last on {next(model.parameters()).device}"
 
-    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
-        return foreground_probability(self.model, batch).cpu().numpy()
+    def __call__(self, batch: np.ndarray | torch.Tensor, tta: bool | Sequence[bool] = False) -> np.ndarray:
+        return foreground_probability(self.model, batch, tta=tta).cpu().numpy()
 
 
 class OnnxPredictor:
@@ -56,8 +58,11 @@ class OnnxPredictor:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.name = f"onnxruntime {ort.__version__} CPU ({Path(path).name})"
 
-    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+    def __call__(self, batch: np.ndarray | torch.Tensor, tta: bool | Sequence[bool] = False) -> np.ndarray:
         x = batch.numpy() if isinstance(batch, torch.Tensor) else batch
+        return mirror_average(self._run, np.ascontiguousarray(x, np.float32), tta)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([ONNX_OUTPUT], {ONNX_INPUT: np.ascontiguousarray(x, np.float32)})[0]
 
 

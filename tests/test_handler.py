@@ -14,6 +14,7 @@ from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 import handler.resunet_handler as handler_module
+from handler.options import Options
 from handler.resunet_handler import ResUNetHandler
 from tests.serving_helpers import REPO, image_bytes, tiny_checkpoint
 
@@ -119,14 +120,14 @@ def test_unexpected_failure_fails_only_its_request(
     handler_and_context: tuple[ResUNetHandler, Context], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handler, context = handler_and_context
-    real = handler_module.encode_rgba_png
+    real = handler_module.render
 
-    def flaky(image: np.ndarray, alpha: np.ndarray, level: int) -> bytes:
+    def flaky(image: np.ndarray, alpha: np.ndarray, options: Options, level: int) -> bytes:
         if image.shape[1] == 13:
             raise MemoryError("simulated")
-        return real(image, alpha, level)
+        return real(image, alpha, options, level)
 
-    monkeypatch.setattr(handler_module, "encode_rgba_png", flaky)
+    monkeypatch.setattr(handler_module, "render", flaky)
     out = run(handler, context, [{"body": image_bytes(13, 20)}, {"body": image_bytes(30, 20)}])
     assert json.loads(out[0])["code"] == 500 and context.get_response_status(0)[0] == 500
     assert Image.open(io.BytesIO(out[1])).size == (30, 20)

@@ -49,3 +49,18 @@ def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.
         choose_predictor(model, empty, "onnx")
     with pytest.raises(ValueError, match="use auto, onnx or torch"):
         choose_predictor(model, graph.parent, "tensorrt")
+
+
+def test_tta_is_the_same_on_both_runtimes(exported: tuple[torch.nn.Module, Path]) -> None:
+    """tta=true per image in a batch: ONNX (mirror_average) and eager (foreground_probability) agree."""
+    model, graph = exported
+    batch = torch.randn(3, 3, TINY.input_size, TINY.input_size, generator=torch.Generator().manual_seed(2))
+    flags = [True, False, True]
+    eager = TorchPredictor(model)(batch, flags)
+    fast = OnnxPredictor(graph, threads=1)(batch.numpy(), flags)
+    assert np.abs(fast - eager).max() < 1e-4
+    plain = TorchPredictor(model)(batch)
+    assert np.abs(eager[1] - plain[1]).max() < 1e-6  # no tta on that row
+    assert np.abs(eager[0] - plain[0]).max() > 1e-3  # the random model is not mirror-symmetric
+    mirrored = TorchPredictor(model)(batch.flip(-1))[:, :, ::-1]
+    assert np.abs(eager[2] - (plain[2] + mirrored[2]) / 2).max() < 1e-5

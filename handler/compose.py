@@ -1,0 +1,129 @@
+"""Apply ``Options`` to one cutout: (RGB image, soft alpha) -> encoded bytes. Shared by the handler and the CLI.
+
+Steps, in order: crop to the object (+ margin) -> resize to ``size`` -> ``threshold`` -> ``refine``
+(foreground colours) -> ``output`` (RGBA, mask, or RGB on ``bg``) -> PNG / WebP. With default options
+the bytes are exactly ``encode_rgba_png(image, alpha)``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from handler.image_io import DEFAULT_PNG_LEVEL, InvalidImageError, encode_rgba_png
+from handler.options import OptionError, Options
+
+# Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
+CROP_NOISE = 8 / 255
+WEBP_QUALITY = 90  # lossy colour planes for rgba/rgb (libwebp keeps the alpha plane lossless); masks: lossless
+WEBP_MAX_SIDE = 16383
+WHITE = (255, 255, 255, 255)
+DEFAULTS = Options()
+
+
+class NoObjectError(InvalidImageError):
+    """crop=true on an image where the model found nothing: 422 ``NoObject``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 422)
+
+    def to_json(self) -> dict:
+        return {"code": self.status, "type": "NoObject", "message": self.message}
+
+
+def crop_box(alpha: np.ndarray, margin: tuple[float, bool], floor: float = CROP_NOISE) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the pixels with ``alpha >= floor``, grown by ``margin`` (px, or % of the
+    box's longest side) and clamped to the image; ``NoObjectError`` (422) when no pixel qualifies."""
+    rows, cols = np.nonzero(np.any(alpha >= floor, axis=1)), np.nonzero(np.any(alpha >= floor, axis=0))
+    if rows[0].size == 0:
+        raise NoObjectError(f"found no object to crop to (alpha < {floor:.3f} everywhere); retry without crop")
+    top, bottom, left, right = int(rows[0][0]), int(rows[0][-1]) + 1, int(cols[0][0]), int(cols[0][-1]) + 1
+    value, percent = margin
+    pad = round(value / 100 * max(bottom - top, right - left)) if percent else round(value)
+    h, w = alpha.shape
+    return max(0, top - pad), min(h, bottom + pad), max(0, left - pad), min(w, right + pad)
+
+
+def fit_size(image: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Downscale both so the longest side is at most ``size`` (area filter); never enlarges."""
+    h, w = alpha.shape
+    scale = size / max(h, w)
+    if scale >= 1:
+        return image, alpha
+    dsize = (max(1, round(w * scale)), max(1, round(h * scale)))
+    area = cv2.INTER_AREA
+    return cv2.resize(image, dsize, interpolation=area), cv2.resize(alpha, dsize, interpolation=area)
+
+
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The object's own colours under soft alpha, without the background bleeding through.
+
+    (H, W, 3) uint8 + (H, W) float alpha -> (H, W, 3) uint8, by pymatting's multilevel foreground estimation
+    (Germer et al. 2020). Imported here: its numba kernels compile on first use (~40 s once, then cached).
+    """
+    from pymatting import estimate_foreground_ml
+
+    fg = estimate_foreground_ml(image.astype(np.float32) / 255.0, alpha.astype(np.float32, copy=False))
+    fg = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    solid = alpha >= 1.0  # where the object is opaque its pixels are exactly the photo's
+    fg[solid] = image[solid]
+    return fg
+
+
+def over(rgb: np.ndarray, alpha: np.ndarray, bg: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``rgb`` with ``alpha`` composited over a flat colour ``bg`` (Porter-Duff over) -> (RGB uint8, alpha)."""
+    bg_alpha = bg[3] / 255.0
+    out_alpha = alpha + bg_alpha * (1.0 - alpha)
+    a = alpha[..., None]
+    colour = np.asarray(bg[:3], np.float32) * (bg_alpha * (1.0 - a))
+    premultiplied = rgb.astype(np.float32) * a + colour
+    safe = np.where(out_alpha > 0, out_alpha, 1.0)[..., None]
+    return np.clip(premultiplied / safe + 0.5, 0, 255).astype(np.uint8), out_alpha
+
+
+def encode(pixels: np.ndarray, fmt: str, png_level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """(H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 -> PNG or WebP bytes."""
+    if fmt == "webp" and max(pixels.shape[:2]) > WEBP_MAX_SIDE:
+        message = f"WebP holds at most {WEBP_MAX_SIDE} px a side; add size={WEBP_MAX_SIDE} or use format=png"
+        raise OptionError("format", message)
+    if pixels.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        pixels = cv2.cvtColor(pixels, code)
+    if fmt == "png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)]
+    else:
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101 if pixels.ndim == 2 else WEBP_QUALITY]  # >100: lossless
+    ok, buf = cv2.imencode(f".{fmt}", pixels, params)
+    if not ok:
+        raise RuntimeError(f"{fmt} encoding failed")
+    return buf.tobytes()
+
+
+def to_uint8(alpha: np.ndarray) -> np.ndarray:
+    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def render(
+    image: np.ndarray, alpha: np.ndarray, options: Options = DEFAULTS, png_level: int = DEFAULT_PNG_LEVEL
+) -> bytes:
+    """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] at the same size -> the encoded result ``options`` ask for."""
+    if image.shape[:2] != alpha.shape:
+        raise ValueError(f"alpha {alpha.shape} does not match image {image.shape[:2]}")
+    if options == DEFAULTS:
+        return encode_rgba_png(image, alpha, png_level)  # the common case, without copies
+    if options.crop:
+        top, bottom, left, right = crop_box(alpha, options.margin, options.threshold or CROP_NOISE)
+        image, alpha = image[top:bottom, left:right], alpha[top:bottom, left:right]
+    if options.size:
+        image, alpha = fit_size(image, alpha, options.size)
+    if options.threshold is not None:
+        alpha = (alpha >= options.threshold).astype(np.float32)
+    if options.output == "mask":
+        return encode(to_uint8(alpha), options.format, png_level)
+    rgb = estimate_foreground(image, alpha) if options.refine else image
+    if options.output == "rgb":
+        rgb, _ = over(rgb, alpha, options.bg or WHITE)
+        return encode(rgb, options.format, png_level)
+    if options.bg is not None:
+        rgb, alpha = over(rgb, alpha, options.bg)
+    return encode(np.dstack([rgb, to_uint8(alpha)]), options.format, png_level)

@@ -1,0 +1,194 @@
+"""Request options: parsing/validation (handler/options.py) and applying them (handler/compose.py), no server."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from handler.compose import NoObjectError, crop_box, estimate_foreground, over, render
+from handler.image_io import encode_rgba_png
+from handler.options import ALLOWED, OptionError, Options, parse_options, split_request
+from model import build_model
+from model.inference import foreground_probability
+from tests.serving_helpers import TINY
+
+
+def test_defaults_and_every_option_parse() -> None:
+    assert parse_options({}) == Options()
+    got = parse_options(
+        {
+            "output": b"RGB",
+            "bg": bytearray(b"#10A0fF"),
+            "crop": "true",
+            "margin": "12.5%",
+            "format": "webp",
+            "size": b"640",
+            "threshold": "0.4",
+            "refine": "1",
+            "tta": "",  # `?tta` without a value means true
+        }
+    )
+    assert got == Options("rgb", (16, 160, 255, 255), True, (12.5, True), "webp", 640, 0.4, True, True)
+    assert parse_options({"bg": "00000080", "crop": "yes", "margin": "20px"}).bg == (0, 0, 0, 128)
+    assert parse_options({"crop": "on", "margin": "7"}).margin == (7.0, False)
+
+
+@pytest.mark.parametrize(
+    ("fields", "option"),
+    [
+        ({"output": "jpeg"}, "output"),
+        ({"format": "gif"}, "format"),
+        ({"bg": "red"}, "bg"),
+        ({"bg": "#12345"}, "bg"),
+        ({"crop": "maybe"}, "crop"),
+        ({"size": "0"}, "size"),
+        ({"size": "1.5"}, "size"),
+        ({"size": "99999"}, "size"),
+        ({"threshold": "1.5"}, "threshold"),
+        ({"threshold": "nan"}, "threshold"),
+        ({"crop": "true", "margin": "-3"}, "margin"),
+        ({"crop": "true", "margin": "150%"}, "margin"),
+        ({"margin": "10"}, "margin"),  # margin without crop
+        ({"output": "mask", "bg": "#ffffff"}, "bg"),
+        ({"output": "mask", "refine": "true"}, "refine"),
+        ({"output": "rgb", "bg": "#ffffff80"}, "bg"),
+        ({"outptu": "mask"}, "outptu"),
+        ({"tta": b"\xff\xfe"}, "tta"),
+    ],
+)
+def test_bad_options_name_the_option(fields: dict, option: str) -> None:
+    with pytest.raises(OptionError) as info:
+        parse_options(fields)
+    doc = info.value.to_json()
+    assert doc["code"] == 400 and doc["type"] == "InvalidOption" and doc["option"] == option
+    assert option in doc["message"]
+    if option in ALLOWED and "allowed" in doc:
+        assert doc["allowed"] == ALLOWED[option]
+
+
+def test_split_request_finds_the_image_under_any_name() -> None:
+    img = bytearray(b"x" * 100)
+    assert split_request({"body": img}) == ({"body": img}, Options())
+    payload, options = split_request({"file": img, "output": bytearray(b"mask"), "model_name": b"resunet"})
+    assert payload == {"file": img} and options.output == "mask"
+    with pytest.raises(OptionError) as info:  # a typo'd option next to the image
+        split_request({"data": img, "treshold": b"0.5"})
+    assert info.value.option == "treshold"
+    assert split_request({}) == ({}, Options())  # no image: request_payload says so
+    form = {"\x89PNG\r\n": b"garbage", "output": b"mask"}  # a url-encoded body, split by TorchServe
+    assert split_request(form, "application/x-www-form-urlencoded; charset=x") == (form, Options())
+
+
+@pytest.fixture()
+def scene() -> tuple[np.ndarray, np.ndarray]:
+    """A 60x80 photo: red object on a blue background, alpha 1 inside rows 10..29 x cols 20..49, soft edge."""
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[...] = (0, 0, 255)
+    alpha = np.zeros((60, 80), np.float32)
+    alpha[10:30, 20:50] = 1.0
+    alpha[10:30, 19] = 0.5  # a soft column: the photo there is half red, half blue
+    image[10:30, 20:50] = (255, 0, 0)
+    image[10:30, 19] = (128, 0, 128)
+    alpha[50, 70] = 0.02  # alpha noise, ignored by crop
+    return image, alpha
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_default_render_is_the_plain_rgba_png(scene: tuple[np.ndarray, np.ndarray]) -> None:
+    image, alpha = scene
+    assert render(image, alpha) == encode_rgba_png(image, alpha)
+
+
+def test_outputs_and_formats(scene: tuple[np.ndarray, np.ndarray]) -> None:
+    image, alpha = scene
+    mask = decode(render(image, alpha, Options(output="mask")))
+    assert (mask.format, mask.mode, mask.size) == ("PNG", "L", (80, 60))
+    assert np.asarray(mask)[15, 30] == 255 and np.asarray(mask)[0, 0] == 0 and np.asarray(mask)[15, 19] == 128
+    rgb = np.asarray(decode(render(image, alpha, Options(output="rgb"))))
+    assert rgb.shape == (60, 80, 3)
+    assert tuple(rgb[0, 0]) == (255, 255, 255) and tuple(rgb[15, 30]) == (255, 0, 0)
+    green = np.asarray(decode(render(image, alpha, Options(output="rgb", bg=(0, 255, 0, 255)))))
+    assert tuple(green[0, 0]) == (0, 255, 0)
+    webp = decode(render(image, alpha, Options(format="webp")))
+    assert (webp.format, webp.mode, webp.size) == ("WEBP", "RGBA", (80, 60))
+    assert np.asarray(webp)[0, 0, 3] == 0 and np.asarray(webp)[15, 30, 3] == 255
+    webp_mask = np.asarray(decode(render(image, alpha, Options(output="mask", format="webp"))).convert("L"))
+    assert np.array_equal(webp_mask, np.asarray(mask))  # masks are lossless in WebP too
+
+
+def test_rgba_on_translucent_bg(scene: tuple[np.ndarray, np.ndarray]) -> None:
+    image, alpha = scene
+    out = np.asarray(decode(render(image, alpha, Options(bg=(0, 0, 0, 128)))))
+    assert tuple(out[0, 0]) == (0, 0, 0, 128)  # background: the bg colour at its own alpha
+    assert tuple(out[15, 30]) == (255, 0, 0, 255)  # object: untouched
+    rgb, a = over(np.full((1, 1, 3), 200, np.uint8), np.array([[0.5]], np.float32), (0, 0, 0, 255))
+    assert a[0, 0] == 1.0 and rgb[0, 0, 0] == 100
+
+
+def test_crop_margin_size_threshold(scene: tuple[np.ndarray, np.ndarray]) -> None:
+    image, alpha = scene
+    assert crop_box(alpha, (0, False)) == (10, 30, 19, 50)  # the soft column counts, the 0.02 noise does not
+    assert crop_box(alpha, (5, False)) == (5, 35, 14, 55)
+    assert crop_box(alpha, (10, True)) == (7, 33, 16, 53)  # 10% of the 31 px longest side = 3 px
+    assert crop_box(alpha, (100, False)) == (0, 60, 0, 80)  # clamped to the photo
+    cropped = decode(render(image, alpha, Options(crop=True)))
+    assert cropped.size == (31, 20)
+    small = decode(render(image, alpha, Options(size=40)))
+    assert small.size == (40, 30)
+    assert decode(render(image, alpha, Options(size=4000))).size == (80, 60)  # never enlarged
+    hard = np.asarray(decode(render(image, alpha, Options(output="mask", threshold=0.6))))
+    assert set(np.unique(hard)) == {0, 255} and hard[15, 19] == 0
+    both = decode(render(image, alpha, Options(crop=True, margin=(2, False), size=10, threshold=0.5)))
+    assert both.size == (10, 7) and set(np.unique(np.asarray(both)[..., 3])) <= {0, 255}
+    with pytest.raises(NoObjectError) as info:
+        render(image, np.zeros_like(alpha), Options(crop=True))
+    assert info.value.to_json()["code"] == 422
+
+
+def test_webp_side_limit_is_an_option_error() -> None:
+    image, alpha = np.zeros((2, 17000, 3), np.uint8), np.ones((2, 17000), np.float32)
+    with pytest.raises(OptionError) as info:
+        render(image, alpha, Options(format="webp"))
+    assert info.value.option == "format"
+    assert decode(render(image, alpha, Options(format="webp", size=16383))).size == (16383, 2)
+
+
+def test_refine_removes_background_bleeding() -> None:
+    """A red object over blue with a soft edge: the raw photo's edge is purple, the estimated foreground red."""
+    h, w = 40, 40
+    alpha = np.clip((np.arange(w, dtype=np.float32) - 15) / 10, 0, 1)[None].repeat(h, 0)
+    red, blue = np.array([220, 30, 30], np.float32), np.array([20, 40, 230], np.float32)
+    image = (alpha[..., None] * red + (1 - alpha[..., None]) * blue).round().astype(np.uint8)
+    fg = estimate_foreground(image, alpha)
+    edge = (alpha > 0.2) & (alpha < 0.8)
+    raw_err = np.abs(image[edge].astype(np.float32) - red).mean()
+    refined_err = np.abs(fg[edge].astype(np.float32) - red).mean()
+    assert refined_err < raw_err / 4, (raw_err, refined_err)
+    assert np.array_equal(fg[alpha >= 1], image[alpha >= 1])
+    out = np.asarray(decode(render(image, alpha, Options(refine=True))))
+    plain = np.asarray(decode(render(image, alpha)))
+    assert np.array_equal(out[..., :3], fg) and np.array_equal(out[..., 3], plain[..., 3])
+
+
+def test_tta_averages_the_flipped_prediction() -> None:
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    x = torch.randn(3, 3, 128, 128)
+    plain = foreground_probability(model, x)
+    flipped = foreground_probability(model, x.flip(-1)).flip(-1)
+    tta = foreground_probability(model, x, tta=True)
+    assert torch.allclose(tta, (plain + flipped) / 2, atol=1e-5)
+    assert not torch.allclose(plain, tta, atol=1e-3)  # the random model is not flip-symmetric
+    mixed = foreground_probability(model, x, tta=[False, True, False])  # per image, as in a server batch
+    assert torch.allclose(mixed[0], plain[0]) and torch.allclose(mixed[1], tta[1], atol=1e-5)
+    scaled = foreground_probability(model, x, tta=True, scales=(0.75,))
+    assert scaled.shape == plain.shape and not torch.allclose(scaled, tta, atol=1e-4)
