@@ -1,14 +1,16 @@
 """Score a checkpoint on ``images/`` + ``masks/`` folders at each image's own resolution.
 
 ``python -m training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
-prints a table, writes ``{subset: {iou, precision, recall, f1, mae, n}}`` (per-image means; with
-``--peers`` also ``"peers": {name: {subset: ...}}``) and a PNG grid of the worst cutouts beside it.
+prints a table, writes ``{subset: {iou, precision, recall, f1, mae, n, s_per_image}}`` (per-image means;
+with ``--peers`` also ``"peers": {name: {subset: ...}}``) and a PNG grid of the worst cutouts beside it.
+``--tta`` (``--tta-scales 0.75,1.25``) scores the test-time augmented prediction (the server's ``tta=true``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,13 +48,16 @@ def score_subset(
     pairs = pair_files(folder)
     if limit and limit < len(pairs):
         pairs = pairs[:: len(pairs) // limit][:limit]
+    seconds = 0.0
     for image_path, mask_path in tqdm(pairs, desc=desc, mininterval=5):
         image, truth = read_rgb(image_path), read_mask(mask_path)
+        t0 = time.perf_counter()
         alpha = predict(image)
+        seconds += time.perf_counter() - t0
         metrics = per_image_metrics(torch.from_numpy(alpha)[None], torch.from_numpy(truth)[None])
         acc.update(metrics)
         per_image.append((float(metrics["iou"]), image_path, alpha))
-    return acc.means(), per_image
+    return {**acc.means(), "s_per_image": seconds / max(1, len(pairs))}, per_image
 
 
 def worst_grid(per_image: list[tuple[float, Path, np.ndarray]], path: Path, count: int = 8, height: int = 200) -> None:
@@ -84,12 +89,12 @@ def worst_grid(per_image: list[tuple[float, Path, np.ndarray]], path: Path, coun
 
 def format_table(results: dict[str, dict[str, dict]]) -> str:
     """Markdown table: one row per (model, subset)."""
-    lines = ["| model | subset | IoU | precision | recall | F1 | MAE | n |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | subset | IoU | precision | recall | F1 | MAE | n | s/image |", "|---" * 9 + "|"]
     for name, scores in results.items():
         for subset, m in scores.items():
             lines.append(
                 f"| {name} | {subset} | {m['iou']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} | "
-                f"{m['f1']:.4f} | {m['mae']:.4f} | {m['n']} |"
+                f"{m['f1']:.4f} | {m['mae']:.4f} | {m['n']} | {m.get('s_per_image', 0):.3f} |"
             )
     return "\n".join(lines)
 
@@ -108,17 +113,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--limit", type=int, default=0, help="score only N evenly spaced images per subset")
     parser.add_argument("--threads", type=int, default=0, help="torch/onnxruntime threads (0: torch's default)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the flipped image")
+    parser.add_argument("--tta-scales", default="", help="with --tta, also these input scales, e.g. 0.75,1.25")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     folders = subsets(Path(args.data))
     model = load_model(args.weights)
+    scales = tuple(float(s) for s in args.tta_scales.split(",") if s)
     results: dict[str, dict[str, dict]] = {"resunet": {}}
     worst: list = []
     for subset, folder in folders.items():
         results["resunet"][subset], per_image = score_subset(
-            lambda image: predict_alpha(model, image), folder, f"resunet {subset}", args.limit
+            lambda image: predict_alpha(model, image, args.tta, scales), folder, f"resunet {subset}", args.limit
         )
         worst += per_image
     report: dict = dict(results["resunet"])
