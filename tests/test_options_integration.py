@@ -24,6 +24,7 @@ from handler.compose import render
 from handler.cutout import predict_alpha
 from handler.image_io import decode_image
 from handler.options import parse_options
+from handler.readiness import ready_workers
 from model import load_model
 from shoeseg_client.client import grpc_channel, grpc_stubs
 from tests.serving_helpers import image_bytes
@@ -196,3 +197,9 @@ def test_query_on_predictions_path_is_dropped_by_torchserve(server: ts_server.Se
         {"Content-Type": "application/octet-stream"},
     )
     assert status == 200 and Image.open(io.BytesIO(body)).mode == "L"
+
+
+def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None:  # noqa: F811
+    """deploy/k8s's readiness probe (python -m handler.readiness) against a real server."""
+    assert ready_workers(server.management_url) == 1
+    assert ready_workers(server.management_url, model="nonexistent") == 0
