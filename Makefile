@@ -9,7 +9,7 @@ SERVE_TIMEOUT ?= 300
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv protos mar serve stop test lint check-weights clean
+.PHONY: venv protos mar serve stop test lint check-weights clean image
 
 ## venv: .venv with the project (editable) and its dev tools; redone when pyproject.toml changes
 venv: $(VENV)/.installed
@@ -43,6 +43,11 @@ stop:
 test: venv protos
 	$(PY) -m pytest
 
+## image: the TorchServe image with the .mar baked in (deploy/Dockerfile), for deploy/k8s
+IMAGE ?= shoeseg-torchserve:latest
+image: check-weights
+	docker build -f deploy/Dockerfile --build-arg WEIGHTS=$(WEIGHTS) -t $(IMAGE) .
+
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -74,6 +79,20 @@ train-quick: venv
 ## eval: score WEIGHTS on DATA (images/+masks/ or subsets of them); PEERS=1 adds u2netp and MODNet
 eval: venv
 	$(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) $(if $(PEERS),--peers)
+
+## options-gains: what tta=true and refine=true buy on bench (subset), with the timings -> reports/options/
+options-gains: venv
+	mkdir -p reports/options
+	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --out reports/options/plain.json
+	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --out reports/options/tta.json
+	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --tta-scales 0.75,1.25 \
+		--out reports/options/tta_scales.json
+	nice -n 15 $(PY) -m training.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
+
+## gallery: docs/gallery.png (photo | mask | cutout on white) from $(DATA_ROOT)/photos with WEIGHTS
+.PHONY: gallery options-gains
+gallery: venv
+	$(PY) -m benchmarks.gallery --photos $(DATA_ROOT)/photos --weights $(WEIGHTS) --out docs/gallery.png
 
 ## bench: benchmark report -> reports/bench.md, bench.json, bench.png (BENCH_ARGS=--quick for a smoke run)
 .PHONY: bench

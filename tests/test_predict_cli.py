@@ -105,3 +105,16 @@ def test_bad_flag_values_exit_2(weights: Path, flags: list[str], message: str, c
     with pytest.raises(SystemExit) as info:
         predict.main(["--image", "x.jpg", "--weights", str(weights), *flags])
     assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_gallery_renders_a_small_png(weights: Path, tmp_path: Path) -> None:
+    from benchmarks.gallery import main as gallery
+
+    (tmp_path / "photos").mkdir()
+    for i in range(5):
+        (tmp_path / "photos" / f"{i}.jpg").write_bytes(image_bytes(60 + i, 80, "JPEG"))
+    out = tmp_path / "docs" / "gallery.png"
+    gallery(["--photos", str(tmp_path / "photos"), "--weights", str(weights), "--out", str(out), "--count", "3"])
+    grid = Image.open(out)
+    assert grid.format == "PNG" and grid.size[1] == 2 * (160 + 12)  # 3 photos, 2 per row
+    assert out.stat().st_size < 1_000_000

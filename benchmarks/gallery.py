@@ -1,0 +1,79 @@
+"""README gallery: real photos | mask | cutout on white, through the server's own functions.
+
+    python -m benchmarks.gallery --photos ../shared/data/photos --weights weights/resunet.pth --out docs/gallery.png
+
+(``make gallery``). A few evenly spaced photos, downscaled, two per row; the PNG stays well under 1 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from handler.compose import render
+from handler.cutout import predict_alpha
+from handler.image_io import decode_image
+from handler.options import Options
+from model import load_model
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+FRAME = 200
+
+
+def triplet(model: object, data: bytes, height: int) -> np.ndarray:
+    """One photo -> (height, 3 * w, 3) uint8: input | mask | cutout on white, each ``height`` px tall."""
+    image = decode_image(data)
+    alpha = predict_alpha(model, image)
+    mask = np.asarray(Image.open(io.BytesIO(render(image, alpha, Options(output="mask"))))).copy()
+    on_white = np.asarray(Image.open(io.BytesIO(render(image, alpha, Options(output="rgb")))))
+    width = round(image.shape[1] * height / image.shape[0])
+    tiles = [cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in (image, mask, on_white)]
+    tiles[1] = np.repeat(tiles[1][..., None], 3, axis=2)
+    for tile in tiles:  # a thin grey frame: white photos and white backgrounds stay apart
+        tile[[0, -1], :] = tile[:, [0, -1]] = FRAME
+    return np.concatenate(tiles, axis=1)
+
+
+def gallery(model: object, photos: list[Path], height: int = 160, per_row: int = 2, gap: int = 6) -> np.ndarray:
+    """Triplets of ``photos`` laid out ``per_row`` to a row on white, ``gap`` px apart."""
+    cells = [triplet(model, p.read_bytes(), height) for p in photos]
+    width = max(c.shape[1] for c in cells)
+    rows = []
+    for start in range(0, len(cells), per_row):
+        row = [
+            np.pad(c, ((0, 0), (0, width - c.shape[1]), (0, 0)), constant_values=255)
+            for c in cells[start : start + per_row]
+        ]
+        row += [np.full((height, width, 3), 255, np.uint8)] * (per_row - len(row))
+        spaced = [np.pad(c, ((gap, gap), (gap, gap), (0, 0)), constant_values=255) for c in row]
+        rows.append(np.concatenate(spaced, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, default=Path("../shared/data/photos"))
+    parser.add_argument("--weights", default="weights/resunet.pth")
+    parser.add_argument("--out", type=Path, default=Path("docs/gallery.png"))
+    parser.add_argument("--count", type=int, default=6, help="photos, evenly spaced by name")
+    parser.add_argument("--height", type=int, default=160, help="tile height in pixels")
+    args = parser.parse_args(argv)
+    found = sorted((p for p in args.photos.iterdir() if p.suffix.lower() in SUFFIXES), key=lambda p: p.name)
+    if not found:
+        raise SystemExit(f"no photos in {args.photos}")
+    step = max(1, len(found) // args.count)
+    picked = found[::step][: args.count]
+    grid = gallery(load_model(args.weights, "cpu"), picked, args.height)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(args.out, optimize=True)
+    size = f"{grid.shape[1]}x{grid.shape[0]}, {args.out.stat().st_size / 1e3:.0f} kB"
+    print(f"wrote {args.out} ({size}) from {[p.name for p in picked]}")
+
+
+if __name__ == "__main__":
+    main()
