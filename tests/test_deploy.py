@@ -51,12 +51,14 @@ def config() -> dict[str, str]:
 
 def test_configmap_follows_the_production_config() -> None:
     pod, production = config(), read_properties(REPO / "config.production.properties")
-    # the same settings, except: token auth off (per-process keys cannot span replicas), absolute paths, the model
-    deltas = {"disable_token_authorization", "metrics_config"}
+    # the same settings, except: token auth off (per-process keys cannot span replicas), the pod's interfaces,
+    # absolute paths, the model loaded at start
+    deltas = {"disable_token_authorization", "metrics_config", "inference_address", "metrics_address"}
+    deltas |= {"grpc_inference_address"}
     assert {k: v for k, v in pod.items() if k in production and k not in deltas} == {
         k: v for k, v in production.items() if k not in deltas
     }
-    assert pod["disable_token_authorization"] == "true"
+    assert pod["disable_token_authorization"] == "true" and pod["grpc_inference_address"] == "0.0.0.0"
     assert pod["management_address"].startswith("http://127.0.0.1:")  # only the in-pod probe uses it
     assert pod["load_models"] == "resunet=resunet.mar" and pod["model_store"] == "/home/model-server/model-store"
 

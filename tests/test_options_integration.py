@@ -2,7 +2,7 @@
 
 The server's result must equal the in-process path (``predict_alpha`` + ``compose.render``, what
 predict.py runs) on the same checkpoint, up to batching noise; bad options get a 400 naming the option.
-Reuses the session's server fixture from test_serving_integration (one start).
+Uses the session's shared TorchServe (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from handler.readiness import ready_workers
 from model import load_model
 from shoeseg_client.client import grpc_channel, grpc_stubs
 from tests.serving_helpers import image_bytes
-from tests.test_serving_integration import server  # noqa: F401 - the shared TorchServe fixture
 
 pytestmark = pytest.mark.integration
 PHOTO = image_bytes(120, 90, "JPEG")
@@ -85,7 +84,7 @@ def via_grpc(srv: ts_server.Server, options: dict[str, str], data: bytes = PHOTO
 
 
 @pytest.fixture(scope="module")
-def local_model(server: ts_server.Server):  # noqa: F811 - the fixture imported above
+def local_model(server: ts_server.Server):
     """The server's own checkpoint, loaded in-process: the CLI's code path."""
     return load_model(next(server.home.parent.glob("tiny.pth")), "cpu")
 
@@ -111,7 +110,7 @@ def assert_close(got: np.ndarray, want: np.ndarray, options: dict) -> None:
 
 @pytest.mark.parametrize("options", CASES, ids=lambda o: "&".join(f"{k}={v}" for k, v in o.items()) or "defaults")
 def test_option_over_rest_query_form_and_grpc_matches_cli_path(
-    server: ts_server.Server,  # noqa: F811
+    server: ts_server.Server,
     local_model,
     options: dict[str, str],
 ) -> None:
@@ -128,7 +127,7 @@ def test_option_over_rest_query_form_and_grpc_matches_cli_path(
     assert_close(pixels(via_grpc(server, options)), want, options)
 
 
-def test_options_do_what_they_say(server: ts_server.Server, local_model) -> None:  # noqa: F811
+def test_options_do_what_they_say(server: ts_server.Server, local_model) -> None:
     """Properties that hold whatever the model predicts."""
     _, _, body = via_query(server, {"output": "mask"})
     assert Image.open(io.BytesIO(body)).mode == "L" and Image.open(io.BytesIO(body)).size == (120, 90)
@@ -163,7 +162,7 @@ def test_options_do_what_they_say(server: ts_server.Server, local_model) -> None
     ],
 )
 def test_bad_options_are_400_naming_the_option(
-    server: ts_server.Server,  # noqa: F811
+    server: ts_server.Server,
     options: dict[str, str],
     option: str,
 ) -> None:
@@ -175,7 +174,7 @@ def test_bad_options_are_400_naming_the_option(
     assert error["code"] == 400 and error["option"] == option
 
 
-def test_mixed_options_in_one_batch(server: ts_server.Server) -> None:  # noqa: F811
+def test_mixed_options_in_one_batch(server: ts_server.Server) -> None:
     cases = [{"tta": "1"}, {}, {"output": "mask"}, {"size": "30"}, {"format": "gif"}, {"tta": "1", "output": "rgb"}]
     with ThreadPoolExecutor(len(cases)) as pool:
         results = list(pool.map(lambda o: via_query(server, o), cases))
@@ -185,7 +184,7 @@ def test_mixed_options_in_one_batch(server: ts_server.Server) -> None:  # noqa: 
     assert Image.open(io.BytesIO(results[3][2])).size == (30, 22)
 
 
-def test_query_on_predictions_path_is_dropped_by_torchserve(server: ts_server.Server) -> None:  # noqa: F811
+def test_query_on_predictions_path_is_dropped_by_torchserve(server: ts_server.Server) -> None:
     """TorchServe 0.12 passes no query string on /predictions/{model} (README says: use form fields there)."""
     status, _, body = call(
         f"{server.inference_url}/predictions/resunet?output=mask", PHOTO, {"Content-Type": "application/octet-stream"}
@@ -199,7 +198,7 @@ def test_query_on_predictions_path_is_dropped_by_torchserve(server: ts_server.Se
     assert status == 200 and Image.open(io.BytesIO(body)).mode == "L"
 
 
-def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None:  # noqa: F811
+def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None:
     """deploy/k8s's readiness probe (python -m handler.readiness) against a real server."""
     assert ready_workers(server.management_url) == 1
     assert ready_workers(server.management_url, model="nonexistent") == 0
