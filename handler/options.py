@@ -177,21 +177,35 @@ def _check_combinations(options: Options, raw: Mapping[str, str]) -> None:
         raise OptionError("bg", "output=rgb has no transparency: give an opaque bg (#rrggbb) or use output=rgba")
 
 
-def split_request(request: Mapping[str, Any], content_type: str | None = None) -> tuple[dict[str, Any], Options]:
-    """One TorchServe request dict -> (the image field alone, its ``Options``).
+def _short_text(value: Any) -> bool:
+    """A value that reads as an option value rather than an image: UTF-8 text of at most 64 bytes."""
+    if isinstance(value, str):
+        return len(value) <= 64
+    try:
+        return len(value) <= 64 and bytes(value).decode("utf-8") is not None
+    except (TypeError, UnicodeDecodeError):
+        return False
 
-    The image is the ``data``/``body`` field, else the largest remaining field (a multipart file under
-    any name); every other field must be an option. A url-encoded body (``content_type``) is passed on
-    whole: TorchServe split the mangled image into fields, and ``request_payload`` refuses it (415).
+
+def split_request(request: Mapping[str, Any], content_type: str | None = None) -> tuple[dict[str, Any], Options]:
+    """One TorchServe request dict -> (the image field(s), its ``Options``).
+
+    The image is the ``data``/``body`` field, else the one field that is not short text (a multipart file
+    under any name); then every other field must be an option. Without a clear image field the fields go
+    on whole, for ``request_payload`` to say what is missing. A url-encoded body (``content_type``) goes on
+    whole too: TorchServe split the mangled image into fields, and ``request_payload`` refuses it (415).
     """
     if (content_type or "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
         return dict(request), Options()
     fields = {k: v for k, v in request.items() if k in OPTION_KEYS}
     rest = {k: v for k, v in request.items() if k not in OPTION_KEYS and k not in IGNORED_KEYS}
     image_key = next((k for k in PAYLOAD_KEYS if k in rest), None)
-    if image_key is None and rest:
-        image_key = max(rest, key=lambda k: len(rest[k]) if hasattr(rest[k], "__len__") else 0)
+    if image_key is None:
+        candidates = [k for k, v in rest.items() if not _short_text(v)]
+        if len(candidates) != 1:
+            return rest, parse_options(fields)
+        image_key = candidates[0]
     extra = sorted(k for k in rest if k != image_key and k not in PAYLOAD_KEYS)
     if extra:
         raise OptionError(extra[0], f"unknown option {extra[0]!r}; options are {', '.join(sorted(ALLOWED))}")
-    return ({image_key: rest[image_key]} if image_key else {}), parse_options(fields)
+    return {image_key: rest[image_key]}, parse_options(fields)

@@ -79,6 +79,8 @@ def test_split_request_finds_the_image_under_any_name() -> None:
         split_request({"data": img, "treshold": b"0.5"})
     assert info.value.option == "treshold"
     assert split_request({}) == ({}, Options())  # no image: request_payload says so
+    texts = {"name": b"shoe", "colour": b"red", "size": b"64"}  # a form without a file: passed on, no guess
+    assert split_request(texts) == ({"name": b"shoe", "colour": b"red"}, Options(size=64))
     form = {"\x89PNG\r\n": b"garbage", "output": b"mask"}  # a url-encoded body, split by TorchServe
     assert split_request(form, "application/x-www-form-urlencoded; charset=x") == (form, Options())
 
