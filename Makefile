@@ -16,6 +16,8 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev]'
+	@# compile pymatting's numba kernels once (cached in the venv), or the first refine=true request waits for it
+	$(PY) -c "import numpy as n; from handler.compose import estimate_foreground as f; f(n.zeros((8, 8, 3), n.uint8), n.full((8, 8), .5, n.float32))"
 	touch $@
 
 ## protos: gRPC stubs for proto/*.proto -> shoeseg_client/proto_gen/ (git-ignored)
