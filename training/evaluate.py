@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from handler.cutout import predict_alpha
 from model import load_model
+from model.runtime import ONNX_FILE, OnnxPredictor, export_onnx
 
 from .data import pair_files, read_mask, read_rgb
 from .metrics import MetricAccumulator, per_image_metrics
@@ -99,6 +101,13 @@ def format_table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def onnx_predictor(model: torch.nn.Module, threads: int) -> OnnxPredictor:
+    """The model exported as the .mar packs it, in an onnxruntime session (the CPU server's path)."""
+    with tempfile.TemporaryDirectory(prefix="shoeseg-eval-") as tmp:
+        graph = export_onnx(model, Path(tmp) / ONNX_FILE, model.config.input_size)
+        return OnnxPredictor(graph, threads)  # the session holds the graph; the file may go
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with images/+masks/, or with subsets of them")
@@ -115,18 +124,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch/onnxruntime threads (0: torch's default)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the flipped image")
     parser.add_argument("--tta-scales", default="", help="with --tta, also these input scales, e.g. 0.75,1.25")
+    parser.add_argument(
+        "--runtime", choices=("torch", "onnx"), default="torch", help="onnx: the CPU server's path (onnxruntime)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     folders = subsets(Path(args.data))
     model = load_model(args.weights)
+    predictor = onnx_predictor(model, torch.get_num_threads()) if args.runtime == "onnx" else None
     scales = tuple(float(s) for s in args.tta_scales.split(",") if s)
     results: dict[str, dict[str, dict]] = {"resunet": {}}
     worst: list = []
     for subset, folder in folders.items():
         results["resunet"][subset], per_image = score_subset(
-            lambda image: predict_alpha(model, image, args.tta, scales), folder, f"resunet {subset}", args.limit
+            lambda image: predict_alpha(model, image, args.tta, scales, predictor),
+            folder,
+            f"resunet {subset}",
+            args.limit,
         )
         worst += per_image
     report: dict = dict(results["resunet"])
