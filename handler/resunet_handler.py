@@ -12,6 +12,7 @@ import ctypes.util
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 # One entry per request: the decoded image, where it sits in the letterbox and the request's options
 # (handler/options.py), or why it was refused.
 Item = tuple[np.ndarray, LetterboxInfo, Options] | InvalidImageError
+Decoded = tuple[np.ndarray, Options] | InvalidImageError  # a request's image and options, or why not
 
 
 def _internal(err: Exception, stage: str) -> InvalidImageError:
@@ -110,6 +112,10 @@ class ResUNetHandler(BaseHandler):
         # Photos of every size pass through one long-lived worker: without trimming, glibc keeps the pages
         # of the largest batch so far and the RSS ratchets up with the traffic's mix (measured: +17 % in 40 s).
         self.trim_heap = _heap_trimmer()
+        # Decode / letterbox and un-letterbox / encode run per request on these threads: on a CPU they are
+        # single-threaded and would otherwise leave the other cores idle between forward passes.
+        threads = int(settings.get("prepost_threads", 0)) or max(1, torch.get_num_threads())
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="prepost")
         self.manifest = manifest
         self.context = context
         self.initialized = True
@@ -136,37 +142,42 @@ class ResUNetHandler(BaseHandler):
 
     def preprocess(self, data: list[dict[str, Any]]) -> tuple[torch.Tensor | None, list[Item]]:
         """Parse each request's options and decode its image (bad ones become ``InvalidImageError``), letterbox
-        the good ones."""
+        the good ones; requests run in parallel on ``self.pool`` (OpenCV and Pillow release the GIL)."""
         t0 = time.perf_counter()
-        items: list[Item] = []
-        for idx, request in enumerate(data):
-            try:
-                content_type = self._content_type(idx)
-                fields, options = split_request(request, content_type)
-                payload = request_payload(fields, content_type, self.max_request_bytes)
-                items.append((decode_image(payload, self.max_pixels), options))
-            except InvalidImageError as err:
-                items.append(err)
-            except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
-                items.append(_internal(err, "decoding"))
+        content_types = [self._content_type(idx) for idx in range(len(data))]
+        decoded = list(self.pool.map(self._decode, data, content_types))
         t1 = time.perf_counter()
-        cfg = self.model.config
-        arrays = []
-        for i, item in enumerate(items):
-            if isinstance(item, tuple):
-                image, options = item
-                try:
-                    array, info = letterbox(image, cfg.input_size, cfg.mean, cfg.std)
-                except Exception as err:  # noqa: BLE001
-                    items[i] = _internal(err, "resizing")
-                    continue
-                arrays.append(array)
-                items[i] = (image, info, options)
+        prepared = list(self.pool.map(self._letterbox, decoded))
+        arrays = [item[3] for item in prepared if isinstance(item, tuple)]
+        items: list[Item] = [item[:3] if isinstance(item, tuple) else item for item in prepared]
         batch = torch.from_numpy(np.stack(arrays)) if arrays else None
         self._metric("DecodeTime", (t1 - t0) * 1000)
         self._metric("PreprocessTime", (time.perf_counter() - t1) * 1000)
         self._metric("BatchSize", len(data), unit="count", metric_type=MetricTypes.HISTOGRAM)
         return batch, items
+
+    def _decode(self, request: dict[str, Any], content_type: str | None) -> Decoded:
+        """One request -> (RGB image, its options), or the error that refuses it."""
+        try:
+            fields, options = split_request(request, content_type)
+            payload = request_payload(fields, content_type, self.max_request_bytes)
+            return decode_image(payload, self.max_pixels), options
+        except InvalidImageError as err:
+            return err
+        except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
+            return _internal(err, "decoding")
+
+    def _letterbox(self, item: Decoded) -> tuple | InvalidImageError:
+        """(image, options) -> (image, letterbox info, options, (3, S, S) normalised array)."""
+        if isinstance(item, InvalidImageError):
+            return item
+        image, options = item
+        cfg = self.model.config
+        try:
+            array, info = letterbox(image, cfg.input_size, cfg.mean, cfg.std)
+        except Exception as err:  # noqa: BLE001
+            return _internal(err, "resizing")
+        return image, info, options, array
 
     def inference(self, data: torch.Tensor, tta: list[bool] | bool = False, *args: Any, **kwargs: Any) -> np.ndarray:
         """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability (``tta`` per image)."""
@@ -176,42 +187,47 @@ class ResUNetHandler(BaseHandler):
         return probs
 
     def postprocess(self, data: tuple[np.ndarray | None, list[Item]]) -> list[bytes]:
-        """Probabilities back at each input's size -> the result its options ask for (default RGBA PNG);
-        refused requests -> JSON error body."""
+        """Probabilities back at each input's size -> the result its options ask for (default RGBA PNG),
+        rendered in parallel on ``self.pool``; refused requests -> JSON error body."""
         probs, items = data
         t0 = time.perf_counter()
+        rows = iter(probs if probs is not None else ())
+        jobs = [(item, next(rows) if isinstance(item, tuple) else None) for item in items]
+        rendered = list(self.pool.map(self._render, jobs))
         outputs: list[bytes] = []
-        row = served = 0
-        for idx, item in enumerate(items):
-            if isinstance(item, InvalidImageError):
-                outputs.append(self._error(idx, item))
+        served = 0
+        for idx, (item, result) in enumerate(zip(items, rendered)):
+            if isinstance(result, InvalidImageError):
+                outputs.append(self._error(idx, result))
                 continue
-            image, info, options = item
-            row += 1
-            try:
-                png = render(image, unletterbox_probability(probs[row - 1], info), options, self.png_level)
-            except InvalidImageError as err:  # e.g. crop=true on an image with no object: 422
-                outputs.append(self._error(idx, err))
-                continue
-            except Exception as err:  # noqa: BLE001
-                outputs.append(self._error(idx, _internal(err, "encoding")))
-                continue
-            if self.max_response_bytes and len(png) > self.max_response_bytes:
-                err = InvalidImageError(
-                    f"the result is {len(png):,} bytes, above the server's {self.max_response_bytes:,} "
-                    "byte response limit; downscale the image and retry",
-                    413,
-                )
-                outputs.append(self._error(idx, err))
-                continue
-            self.context.set_response_content_type(idx, options.content_type)
-            outputs.append(png)
+            self.context.set_response_content_type(idx, item[2].content_type)
+            outputs.append(result)
             served += 1
-        if row:
+        if probs is not None:
             self._metric("EncodeTime", (time.perf_counter() - t0) * 1000)
         if served:
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
+
+    def _render(self, job: tuple[Item, np.ndarray | None]) -> bytes | InvalidImageError:
+        """(item, its (S, S) probability) -> the encoded result, or the error that refuses it."""
+        item, prob = job
+        if isinstance(item, InvalidImageError):
+            return item
+        image, info, options = item
+        try:
+            out = render(image, unletterbox_probability(prob, info), options, self.png_level)
+        except InvalidImageError as err:  # e.g. crop=true on an image with no object: 422
+            return err
+        except Exception as err:  # noqa: BLE001
+            return _internal(err, "encoding")
+        if self.max_response_bytes and len(out) > self.max_response_bytes:
+            return InvalidImageError(
+                f"the result is {len(out):,} bytes, above the server's {self.max_response_bytes:,} "
+                "byte response limit; downscale the image and retry",
+                413,
+            )
+        return out
 
     def _content_type(self, idx: int) -> str | None:
         """Request ``idx``'s Content-Type header (header names keep the client's spelling)."""
