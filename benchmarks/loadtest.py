@@ -444,14 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="shoeseg-loadtest-") as tmp:
             mar = ts.build_mar(args.weights, Path(tmp, "store"))
-            ports = ts.free_ports(5)
-            overrides = {
-                "inference_address": f"http://127.0.0.1:{ports[0]}",
-                "management_address": f"http://127.0.0.1:{ports[1]}",
-                "metrics_address": f"http://127.0.0.1:{ports[2]}",
-                "grpc_inference_port": str(ports[3]),
-                "grpc_management_port": str(ports[4]),
-            }
+            overrides = ts.free_port_overrides()
             home = Path(tmp, "home")
             try:
                 srv = ts.start(home, mar.parent, ts.REPO / "config.properties", overrides=overrides)

@@ -244,15 +244,7 @@ def bench_server(
         try:
             config = model_config_with_batch(ts.REPO / "model-config.yaml", batch_size, root / "model-config.yaml")
             mar = ts.build_mar(weights, root / "store", config_file=config)
-            ports = ts.free_ports(5)
-            overrides = {
-                "inference_address": f"http://127.0.0.1:{ports[0]}",
-                "management_address": f"http://127.0.0.1:{ports[1]}",
-                "metrics_address": f"http://127.0.0.1:{ports[2]}",
-                "grpc_inference_port": str(ports[3]),
-                "grpc_management_port": str(ports[4]),
-                "disable_system_metrics": "true",
-            }
+            overrides = {**ts.free_port_overrides(), "disable_system_metrics": "true"}
             log(f"  TorchServe batchSize {batch_size}: starting ...")
             start = time.perf_counter()
             with _env("OMP_NUM_THREADS", str(threads) if threads else None):

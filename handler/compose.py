@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from handler.image_io import DEFAULT_PNG_LEVEL, InvalidImageError, encode_rgba_png
+from handler.image_io import DEFAULT_PNG_LEVEL, InvalidImageError, alpha_to_uint8, encode_rgba_png
 from handler.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
@@ -99,10 +99,6 @@ def encode(pixels: np.ndarray, fmt: str, png_level: int = DEFAULT_PNG_LEVEL) -> 
     return buf.tobytes()
 
 
-def to_uint8(alpha: np.ndarray) -> np.ndarray:
-    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def render(
     image: np.ndarray, alpha: np.ndarray, options: Options = DEFAULTS, png_level: int = DEFAULT_PNG_LEVEL
 ) -> bytes:
@@ -119,11 +115,11 @@ def render(
     if options.threshold is not None:
         alpha = (alpha >= options.threshold).astype(np.float32)
     if options.output == "mask":
-        return encode(to_uint8(alpha), options.format, png_level)
+        return encode(alpha_to_uint8(alpha), options.format, png_level)
     rgb = estimate_foreground(image, alpha) if options.refine else image
     if options.output == "rgb":
         rgb, _ = over(rgb, alpha, options.bg or WHITE)
         return encode(rgb, options.format, png_level)
     if options.bg is not None:
         rgb, alpha = over(rgb, alpha, options.bg)
-    return encode(np.dstack([rgb, to_uint8(alpha)]), options.format, png_level)
+    return encode(np.dstack([rgb, alpha_to_uint8(alpha)]), options.format, png_level)

@@ -289,11 +289,16 @@ def unletterbox_probability(prob: np.ndarray, info: LetterboxInfo) -> np.ndarray
     return np.clip(crop, 0.0, 1.0, out=crop)
 
 
+def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
+    """(H, W) alpha in [0, 1] -> (H, W) uint8, rounded to the nearest level."""
+    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def encode_rgba_png(image_rgb: np.ndarray, alpha: np.ndarray, compress_level: int = DEFAULT_PNG_LEVEL) -> bytes:
     """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] -> 8-bit RGBA PNG bytes."""
     if image_rgb.shape[:2] != alpha.shape:
         raise ValueError(f"alpha {alpha.shape} does not match image {image_rgb.shape[:2]}")
-    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    a8 = alpha_to_uint8(alpha)
     bgra = cv2.merge((image_rgb[..., 2], image_rgb[..., 1], image_rgb[..., 0], a8))
     ok, buf = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
     if not ok:

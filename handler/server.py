@@ -70,6 +70,18 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def free_port_overrides() -> dict[str, str]:
+    """config.properties overrides putting every API of one server on its own free port of 127.0.0.1."""
+    ports = free_ports(5)
+    return {
+        "inference_address": f"http://127.0.0.1:{ports[0]}",
+        "management_address": f"http://127.0.0.1:{ports[1]}",
+        "metrics_address": f"http://127.0.0.1:{ports[2]}",
+        "grpc_inference_port": str(ports[3]),
+        "grpc_management_port": str(ports[4]),
+    }
+
+
 def build_mar(
     weights: Path,
     export_dir: Path,

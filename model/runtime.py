@@ -63,7 +63,7 @@ class OnnxPredictor:
         return mirror_average(self._run, np.ascontiguousarray(x, np.float32), tta)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([ONNX_OUTPUT], {ONNX_INPUT: np.ascontiguousarray(x, np.float32)})[0]
+        return self.session.run([ONNX_OUTPUT], {ONNX_INPUT: x})[0]
 
 
 class _ForegroundProbability(nn.Module):

@@ -59,13 +59,8 @@ def running_server(
     mar = ts_server.build_mar(
         tiny_checkpoint(root / "tiny.pth"), root / "store", config_file=root / "model-config.yaml"
     )
-    ports = ts_server.free_ports(5)
     props = {
-        "inference_address": f"http://127.0.0.1:{ports[0]}",
-        "management_address": f"http://127.0.0.1:{ports[1]}",
-        "metrics_address": f"http://127.0.0.1:{ports[2]}",
-        "grpc_inference_port": str(ports[3]),
-        "grpc_management_port": str(ports[4]),
+        **ts_server.free_port_overrides(),
         "disable_system_metrics": "true",  # keep the test lean: no metrics collector process every minute
         **(overrides or {}),
     }
