@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from handler.image_io import DEFAULT_PNG_LEVEL, InvalidImageError, alpha_to_uint8, encode_rgba_png
+from handler.image_io import DEFAULT_PNG_LEVEL, InvalidImageError, alpha_to_uint8, clear_hidden, encode_rgba_png
 from handler.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
@@ -122,4 +122,4 @@ def render(
         return encode(rgb, options.format, png_level)
     if options.bg is not None:
         rgb, alpha = over(rgb, alpha, options.bg)
-    return encode(np.dstack([rgb, alpha_to_uint8(alpha)]), options.format, png_level)
+    return encode(clear_hidden(np.dstack([rgb, alpha_to_uint8(alpha)])), options.format, png_level)

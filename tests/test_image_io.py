@@ -224,7 +224,9 @@ def test_encode_rgba_png() -> None:
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.mode == "RGBA" and image.size == (W, H)
     out = np.asarray(image)
-    np.testing.assert_array_equal(out[..., :3], rgb)
-    np.testing.assert_array_equal(out[..., 3], np.floor(alpha * 255 + 0.5).astype(np.uint8))
+    a8 = np.floor(alpha * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(out[..., 3], a8)
+    np.testing.assert_array_equal(out[..., :3][a8 > 0], rgb[a8 > 0])  # visible colour exact
+    assert (a8 == 0).any() and not out[..., :3][a8 == 0].any()  # invisible colour zeroed
     with pytest.raises(ValueError):
         encode_rgba_png(rgb, alpha[:-1])

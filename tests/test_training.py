@@ -199,3 +199,15 @@ def test_cutouts_without_alpha_are_skipped(tmp_path: Path) -> None:
 
     make_tiny_data(tmp_path)
     assert sorted(p.stem for p in cutout_files(tmp_path / "shoes/train")) == ["0", "1", "2", "3"]
+
+
+def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Path) -> None:
+    from training.train import main
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    make_tiny_data(data)
+    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    # a budget far below one epoch's time: the run stops after the first epoch instead of running five
+    main(["--config", str(config), "--out", str(out), "--data", str(data), "--epochs", "5", "--fit-minutes", "1e-6"])
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+    assert "1 epochs fit in --fit-minutes" in (out / "train.log").read_text()

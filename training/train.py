@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pth if it exists")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
     parser.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this many minutes")
+    parser.add_argument(
+        "--fit-minutes",
+        type=float,
+        default=0,
+        help="time budget: after the first epoch, cut the epoch count (and the cosine schedule) to what fits",
+    )
     args = parser.parse_args(argv)
 
     cfg = TrainConfig.load(args.config)
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(out, rank)
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed + rank)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input sizes: let cuDNN pick its kernels
     root = data_root(args.data)
 
     model_cfg = ModelConfig.from_dict(cfg.model)
@@ -176,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.get_num_threads(),
     )
 
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = start_epoch
+    while epoch < cfg.epochs:  # --fit-minutes may lower cfg.epochs after the first epoch
         dataset.set_epoch(epoch)
         if sampler:
             sampler.set_epoch(epoch)
@@ -231,9 +239,18 @@ def main(argv: list[str] | None = None) -> None:
             )
             last_path.with_suffix(".tmp").replace(last_path)
             (out / "history.json").write_text(json.dumps(history, indent=1))
-        if args.max_minutes and (time.monotonic() - started) / 60 > args.max_minutes:
+        elapsed = (time.monotonic() - started) / 60
+        if args.fit_minutes and epoch == start_epoch:
+            fitting = start_epoch + max(1, int(args.fit_minutes / elapsed))
+            if fitting < cfg.epochs:
+                log.info("epoch took %.2f min: %d epochs fit in --fit-minutes %g", elapsed, fitting, args.fit_minutes)
+                cfg.epochs = fitting
+                schedule = warmup_cosine(cfg.epochs * len(loader), cfg.warmup_steps)
+                scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)
+        if args.max_minutes and elapsed > args.max_minutes:
             log.info("stopping after %.1f minutes (--max-minutes); resume with --resume", args.max_minutes)
             break
+        epoch += 1
     if distributed:
         dist.destroy_process_group()
 
