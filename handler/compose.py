@@ -10,7 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from handler.image_io import DEFAULT_PNG_LEVEL, InvalidImageError, alpha_to_uint8, clear_hidden, encode_rgba_png
+from handler.image_io import (
+    DEFAULT_PNG_LEVEL,
+    InvalidImageError,
+    alpha_to_uint8,
+    clear_hidden,
+    encode_rgba_png,
+    png_params,
+)
 from handler.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
@@ -90,7 +97,7 @@ def encode(pixels: np.ndarray, fmt: str, png_level: int = DEFAULT_PNG_LEVEL) -> 
         code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
         pixels = cv2.cvtColor(pixels, code)
     if fmt == "png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)]
+        params = png_params(png_level)
     else:
         params = [cv2.IMWRITE_WEBP_QUALITY, 101 if pixels.ndim == 2 else WEBP_QUALITY]  # >100: lossless
     ok, buf = cv2.imencode(f".{fmt}", pixels, params)

@@ -38,6 +38,14 @@ Image.init()  # register every plugin now: ``Image.open(formats=...)`` only know
 # PNG zlib level for the cutout, measured on a 12 MP photo with sensor noise (RGBA): level 0 0.4 s / 48 MB,
 # 1 0.8 s / 21 MB, 3 (cv2's default) 1.2 s / 20 MB, 6 4.8 s / 19 MB. Level 1: 6% larger, 1.5x faster than 3.
 DEFAULT_PNG_LEVEL = 1
+
+
+def png_params(level: int = DEFAULT_PNG_LEVEL) -> list[int]:
+    """cv2.imencode flags: zlib ``level`` and the SUB row filter, which on the bench cutouts wrote PNGs 2.1x
+    faster than libpng's adaptive filter choice for 1.3 % more bytes (6.4 vs 13.6 ms per 0.44 MP image)."""
+    return [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+
+
 WHITE = (255, 255, 255)
 
 
@@ -295,10 +303,9 @@ def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
 
 
 def clear_hidden(pixels: np.ndarray) -> np.ndarray:
-    """(H, W, 4) uint8 with alpha last: zero the colour of fully transparent pixels, in place. Nothing
+    """(H, W, 4) uint8 with alpha last -> a copy with the colour of fully transparent pixels zeroed. Nothing
     visible changes; a photo's cutout PNG gets ~2x smaller and ~1.5x faster to write (bench images)."""
-    pixels[pixels[..., 3] == 0] = 0
-    return pixels
+    return cv2.bitwise_and(pixels, pixels, mask=(pixels[..., 3] != 0).view(np.uint8))  # 0 outside the mask
 
 
 def encode_rgba_png(image_rgb: np.ndarray, alpha: np.ndarray, compress_level: int = DEFAULT_PNG_LEVEL) -> bytes:
@@ -307,7 +314,7 @@ def encode_rgba_png(image_rgb: np.ndarray, alpha: np.ndarray, compress_level: in
         raise ValueError(f"alpha {alpha.shape} does not match image {image_rgb.shape[:2]}")
     a8 = alpha_to_uint8(alpha)
     bgra = clear_hidden(cv2.merge((image_rgb[..., 2], image_rgb[..., 1], image_rgb[..., 0], a8)))
-    ok, buf = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
+    ok, buf = cv2.imencode(".png", bgra, png_params(compress_level))
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()

@@ -1,7 +1,9 @@
 """Clients for the ShoeSeg TorchServe: REST (standard library only) and gRPC (generated stubs).
 
-Both return the cutout PNG bytes or raise ``ImageRejectedError`` (the server refused this image: do not
-retry) / ``ServiceError`` (the service failed or could not be reached, after the retries).
+Both return the encoded result: the cutout PNG by default, or what ``options`` ask for (e.g.
+``{"output": "mask"}``, ``{"format": "webp"}``; see the README's request options). They raise
+``ImageRejectedError`` (the server refused this image or option: do not retry) or ``ServiceError`` (the
+service failed or could not be reached, after the retries).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import json
 import random
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+Options = Mapping[str, str | int | float | bool]
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_GRPC = "127.0.0.1:7070"
 MODEL = "resunet"
@@ -45,6 +48,19 @@ def _rejection(status: int, body: bytes) -> ImageRejectedError:
         return ImageRejectedError(int(doc.get("code", status)), str(doc.get("type", "Error")), str(doc.get("message")))
     except (ValueError, AttributeError):
         return ImageRejectedError(status, "Error", body[:300].decode("utf-8", "replace"))
+
+
+def _result(body: bytes, where: str) -> bytes:
+    """The server's answer if it is an image (PNG or WebP); a JSON error as ``ImageRejectedError``."""
+    if body.startswith(PNG_MAGIC) or (body[:4] == b"RIFF" and body[8:12] == b"WEBP"):
+        return body
+    if body.lstrip()[:1] == b"{":
+        raise _rejection(400, body)
+    raise ServiceError(f"expected a PNG or WebP image from {where}, got {body[:100]!r}")
+
+
+def _option_text(value: str | int | float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class _RetryableError(Exception):
@@ -81,8 +97,11 @@ def predict_rest(
     token: str | None = None,
     backoff: float = 0.5,
     on_retry: OnRetry | None = None,
+    options: Options | None = None,
 ) -> bytes:
-    """POST the image bytes to ``{url}/predictions/{model}``; returns the RGBA PNG.
+    """POST the image bytes to ``{url}/predictions/{model}``; returns the RGBA PNG (or what ``options`` ask
+    for: they go as the query string of ``{url}/{model}/predict``, since TorchServe drops the query string
+    of ``/predictions``).
 
     Each attempt may take ``timeout`` seconds; connection errors, timeouts and ``RETRY_HTTP`` statuses are
     retried ``retries`` times with exponential backoff starting at ``backoff`` seconds.
@@ -91,7 +110,11 @@ def predict_rest(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     endpoint = f"{url.rstrip('/')}/predictions/{model}"
+    if options:
+        query = urllib.parse.urlencode({k: _option_text(v) for k, v in options.items()})
+        endpoint = f"{url.rstrip('/')}/{model}/predict?{query}"
     parts = urllib.parse.urlsplit(endpoint)
+    target = f"{parts.path}?{parts.query}" if parts.query else parts.path
     connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
 
     def call() -> bytes:
@@ -99,7 +122,7 @@ def predict_rest(
         # body above its max_request_size with a readable 413 instead of resetting the connection mid-upload.
         conn = connection(parts.netloc, timeout=timeout)
         try:
-            conn.request("POST", parts.path, body=data, headers=headers)
+            conn.request("POST", target, body=data, headers=headers)
             response = conn.getresponse()
             status, body = response.status, response.read()
         except (http.client.HTTPException, OSError) as err:  # refused, reset, timed out
@@ -113,9 +136,7 @@ def predict_rest(
             raise ImageRejectedError(413, "RequestTooLarge", message)
         if status != 200:
             raise _rejection(status, body)
-        if not body.startswith(PNG_MAGIC):
-            raise ServiceError(f"expected a PNG from {endpoint}, got {body[:100]!r}")
-        return body
+        return _result(body, endpoint)
 
     return _with_retries(call, retries, backoff, on_retry)
 
@@ -161,8 +182,10 @@ def predict_grpc(
     token: str | None = None,
     backoff: float = 0.5,
     on_retry: OnRetry | None = None,
+    options: Options | None = None,
 ) -> bytes:
-    """Predictions over gRPC; returns the RGBA PNG. Timeout and retries as ``predict_rest``.
+    """Predictions over gRPC; returns the RGBA PNG, or what ``options`` ask for (extra keys of the input
+    map). Timeout and retries as ``predict_rest``.
 
     TorchServe 0.12 does not carry a handler's per-request status over gRPC: a refused image comes back
     with status OK and the handler's JSON error as the prediction, which is raised as ``ImageRejectedError``.
@@ -172,7 +195,8 @@ def predict_grpc(
     pb2, pb2_grpc = grpc_stubs()
     retry_codes = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
     metadata = [("authorization", f"Bearer {token}")] if token else None
-    request = pb2.PredictionsRequest(model_name=model, input={"data": data})
+    fields = {k: _option_text(v).encode() for k, v in (options or {}).items()}
+    request = pb2.PredictionsRequest(model_name=model, input={**fields, "data": data})
 
     def call() -> bytes:
         with grpc_channel(target) as channel:
@@ -193,9 +217,6 @@ def predict_grpc(
                 if code == grpc.StatusCode.INVALID_ARGUMENT:
                     raise ImageRejectedError(400, code.name, details) from err
                 raise ServiceError(f"gRPC {code.name} from {target}: {details}") from err
-        body = reply.prediction
-        if not body.startswith(PNG_MAGIC):
-            raise _rejection(400, body)
-        return body
+        return _result(reply.prediction, target)
 
     return _with_retries(call, retries, backoff, on_retry)

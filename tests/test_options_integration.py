@@ -202,3 +202,24 @@ def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None
     """deploy/k8s's readiness probe (python -m handler.readiness) against a real server."""
     assert ready_workers(server.management_url) == 1
     assert ready_workers(server.management_url, model="nonexistent") == 0
+
+
+def test_client_sends_options_over_rest_and_grpc(server: ts_server.Server, local_model) -> None:
+    """shoeseg_client's ``options=``: the same result as the in-process path, WebP accepted, a bad option
+    raised as ImageRejectedError naming it (REST 400 and gRPC's JSON prediction alike)."""
+    from shoeseg_client import ImageRejectedError, predict_grpc, predict_rest
+
+    options = {"output": "rgb", "bg": "f5f5f5", "size": 60, "format": "webp"}
+    want = expected(local_model, {k: str(v) for k, v in options.items()})
+    rest = predict_rest(PHOTO, url=server.inference_url, options=options)
+    grpc = predict_grpc(PHOTO, target=server.grpc_inference, options=options)
+    for got in (rest, grpc):
+        assert got[:4] == b"RIFF" and got[8:12] == b"WEBP"
+        assert np.abs(pixels(got).astype(int) - want.astype(int)).mean() < 2  # lossy WebP colour
+    for send in (
+        lambda: predict_rest(PHOTO, url=server.inference_url, options={"output": "jpeg"}, retries=0),
+        lambda: predict_grpc(PHOTO, target=server.grpc_inference, options={"crop": True, "margin": "x"}, retries=0),
+    ):
+        with pytest.raises(ImageRejectedError) as info:
+            send()
+        assert info.value.status == 400 and info.value.kind == "InvalidOption"
