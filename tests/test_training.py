@@ -211,3 +211,23 @@ def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Pa
     main(["--config", str(config), "--out", str(out), "--data", str(data), "--epochs", "5", "--fit-minutes", "1e-6"])
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
     assert "1 epochs fit in --fit-minutes" in (out / "train.log").read_text()
+
+
+def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
+    """DDP through the same entry point (gloo on the CPU): both ranks train, rank 0 validates and saves, and
+    the time budget (--fit-minutes / --max-minutes) stops both ranks after the same epoch."""
+    import os
+    import subprocess
+    import sys
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    make_tiny_data(data)
+    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "training.train", "--config", str(config), "--out", str(out), "--data", str(data)]
+    command += ["--epochs", "3", "--fit-minutes", "1e-6"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+    assert load_model(out / "best_model.pth").config.encoder == "tf_efficientnet_lite0"

@@ -74,6 +74,15 @@ def warmup_cosine(total_steps: int, warmup: int) -> Any:
     return factor
 
 
+def agreed(value: float, distributed: bool, device: torch.device) -> float:
+    """``value`` as rank 0 has it, on every rank: time-based decisions (stop, reschedule) stay in step."""
+    if not distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, 0)
+    return float(tensor.item())
+
+
 @torch.inference_mode()
 def validate(model: torch.nn.Module, loaders: dict[str, DataLoader], device: torch.device) -> dict[str, dict]:
     """Per-subset per-image means of IoU, precision, recall, F1, MAE on letterboxed images."""
@@ -239,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             last_path.with_suffix(".tmp").replace(last_path)
             (out / "history.json").write_text(json.dumps(history, indent=1))
-        elapsed = (time.monotonic() - started) / 60
+        elapsed = agreed((time.monotonic() - started) / 60, distributed, device)
         if args.fit_minutes and epoch == start_epoch:
             fitting = start_epoch + max(1, int(args.fit_minutes / elapsed))
             if fitting < cfg.epochs:
