@@ -66,7 +66,7 @@ OUT ?= reports/eval.json
 .PHONY: train train-quick eval
 
 ## train: stage 1 (ECSSD + shoe composites), stage 2 (shoe cutouts), stage 3 (room-heavy polish), stage 3 at
-## 512 px for GPU_MINUTES (made for a GPU: ~3 h per epoch on a CPU), each resuming where a run stopped, then
+## 512 px for GPU_MINUTES (made for a GPU: ~1 h per epoch on 2 CPU cores), each resuming where a run stopped, then
 ## writes the fp16 shipped checkpoint WEIGHTS. Multi-GPU: see README.
 train: venv
 	$(PY) -m training.train --config training/configs/stage1.yaml --out $(RUNS)/stage1 --data $(DATA_ROOT) --resume

@@ -89,7 +89,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     boundary_w0: float = 5.0
     boundary_sigma: float = 4.0
-    num_workers: int = 1
+    num_workers: int = 1  # data-loading processes; -1: all cores but two (at least one)
     seed: int = 0
 
     @classmethod

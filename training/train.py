@@ -147,12 +147,13 @@ def main(argv: list[str] | None = None) -> None:
         cfg.seed,
     )
     sampler = DistributedSampler(dataset, seed=cfg.seed) if distributed else None
+    workers = cfg.num_workers if cfg.num_workers >= 0 else max(1, (os.cpu_count() or 1) - 2)
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         shuffle=sampler is None,
         sampler=sampler,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         drop_last=True,
         pin_memory=device.type == "cuda",
     )
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         Path(v).name: DataLoader(
             PairEvalDataset(root / v, eval_pipeline(cfg.val_size, mean, std), cfg.data.val_limit),
             batch_size=4,
-            num_workers=cfg.num_workers,
+            num_workers=workers,
         )
         for v in cfg.data.val
     }
