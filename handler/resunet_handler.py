@@ -77,9 +77,12 @@ def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
     return found[0]
 
 
-def choose_predictor(model: torch.nn.Module, model_dir: Path, runtime: str) -> TorchPredictor | OnnxPredictor:
+def choose_predictor(
+    model: torch.nn.Module, model_dir: Path, runtime: str, memory_arena: bool = True
+) -> TorchPredictor | OnnxPredictor:
     """``runtime`` auto: the ONNX graph packed in the .mar on CPU (fastest, no compile wait), else eager
-    PyTorch (GPU, or no graph); ``onnx`` / ``torch`` force one (onnx needs the graph and a CPU worker)."""
+    PyTorch (GPU, or no graph); ``onnx`` / ``torch`` force one (onnx needs the graph and a CPU worker).
+    ``memory_arena``: see ``OnnxPredictor``."""
     graph = model_dir / ONNX_FILE
     on_cpu = next(model.parameters()).device.type == "cpu"
     if runtime not in ("auto", "onnx", "torch"):
@@ -87,7 +90,7 @@ def choose_predictor(model: torch.nn.Module, model_dir: Path, runtime: str) -> T
     if runtime == "onnx" and not (graph.is_file() and on_cpu):
         raise FileNotFoundError(f"handler.runtime: onnx needs {ONNX_FILE} in the .mar and a CPU worker")
     if runtime == "onnx" or (runtime == "auto" and on_cpu and graph.is_file()):
-        return OnnxPredictor(graph, threads=torch.get_num_threads())
+        return OnnxPredictor(graph, threads=torch.get_num_threads(), memory_arena=memory_arena)
     return TorchPredictor(model)
 
 
@@ -103,7 +106,12 @@ class ResUNetHandler(BaseHandler):
         self.device = torch.device(f"cuda:{gpu_id}" if use_cuda else "cpu")
         self.model = load_model(path, self.device)
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
-        self.predictor = choose_predictor(self.model, Path(props["model_dir"]), settings.get("runtime", "auto"))
+        self.predictor = choose_predictor(
+            self.model,
+            Path(props["model_dir"]),
+            settings.get("runtime", "auto"),
+            bool(settings.get("onnx_memory_arena", True)),
+        )
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))

@@ -48,10 +48,14 @@ class TorchPredictor:
 class OnnxPredictor:
     """An ONNX Runtime CPU session over a graph written by ``export_onnx``."""
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, memory_arena: bool = True) -> None:
+        """``memory_arena``: onnxruntime's CPU arena keeps activation buffers between runs. Off, a worker
+        that served batches of 8 photos holds ~0.3 GB instead of ~3.5 GB, and the forward pass is ~35 %
+        slower (2-core AMD EPYC, 512x512)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = memory_arena
         options.intra_op_num_threads = threads  # 0: one per physical core
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -36,6 +36,9 @@ def test_onnx_runtime_matches_eager_probabilities_and_masks(exported: tuple[torc
     assert np.array_equal((fast > 0.5)[decided], (eager > 0.5)[decided])
     single = OnnxPredictor(graph, threads=1)(batch[:1].numpy())  # dynamic batch axis
     assert np.abs(single - fast[:1]).max() < 1e-4
+    lean = choose_predictor(model, graph.parent, "onnx", memory_arena=False)
+    assert not lean.session.get_session_options().enable_cpu_mem_arena
+    assert np.abs(lean(batch.numpy()) - fast).max() < 1e-6  # the arena changes memory, not results
 
 
 def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.nn.Module, Path]) -> None:
