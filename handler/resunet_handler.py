@@ -61,8 +61,7 @@ def _heap_trimmer() -> ctypes._CFuncPtr | None:
     made decoding 2.7x and letterboxing 1.6x slower from page faults on every new buffer.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None
 

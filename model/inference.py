@@ -63,13 +63,13 @@ def foreground_probability(
     flipped. Runs channels_last (faster on CPU and on tensor cores) and fp16 autocast on CUDA.
     """
     device = next(model.parameters()).device
-    x = torch.as_tensor(batch).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    x = torch.as_tensor(batch).to(device, non_blocking=True)  # _probability makes it channels_last
     prob = _probability(model, x)
-    rows = torch.from_numpy(tta_rows(tta, len(x)))
+    rows = torch.from_numpy(tta_rows(tta, len(x))).to(device)
     if rows.any():
-        sub = x[rows.to(device)]
-        views = [prob[rows.to(device)], _probability(model, sub.flip(-1)).flip(-1)]
+        sub = x[rows]
+        views = [prob[rows], _probability(model, sub.flip(-1)).flip(-1)]
         for scale in scales:
             views += [_probability(model, sub, scale), _probability(model, sub.flip(-1), scale).flip(-1)]
-        prob[rows.to(device)] = torch.stack(views).mean(0)
+        prob[rows] = torch.stack(views).mean(0)
     return prob
