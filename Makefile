@@ -65,8 +65,8 @@ DATA ?= $(DATA_ROOT)/bench
 OUT ?= reports/eval.json
 .PHONY: train train-quick eval
 
-## train: stage 1 (ECSSD + shoe composites), stage 2 (shoe cutouts), stage 3 (room-heavy polish), stage 3 at
-## 512 px for GPU_MINUTES (made for a GPU: ~1 h per epoch on 2 CPU cores), each resuming where a run stopped, then
+## train: stage 1 (ECSSD + shoe composites), stage 2 (shoe cutouts), stage 3 (room-heavy polish), then stages 3
+## and 4 at 512 px for GPU_MINUTES each (made for a GPU: ~1 h per epoch on 2 CPU cores), each resuming where a run stopped, then
 ## writes the fp16 shipped checkpoint WEIGHTS. Multi-GPU: see README.
 train: venv
 	$(PY) -m training.train --config training/configs/stage1.yaml --out $(RUNS)/stage1 --data $(DATA_ROOT) --resume
@@ -76,7 +76,9 @@ train: venv
 		--init $(RUNS)/stage2/best_model.pth
 	$(PY) -m training.train --config training/configs/stage3_gpu.yaml --out $(RUNS)/stage3_gpu --data $(DATA_ROOT) \
 		--resume --init $(RUNS)/stage3/best_model.pth --fit-minutes $(GPU_MINUTES)
-	$(PY) -m training.ship $(RUNS)/stage3_gpu/best_model.pth $(WEIGHTS)
+	$(PY) -m training.train --config training/configs/stage4_gpu.yaml --out $(RUNS)/stage4_gpu --data $(DATA_ROOT) \
+		--resume --init $(RUNS)/stage3_gpu/best_model.pth --fit-minutes $(GPU_MINUTES)
+	$(PY) -m training.ship $(RUNS)/stage4_gpu/best_model.pth $(WEIGHTS)
 
 ## train-quick: the tiny config, minutes on a CPU (a smoke run of the whole pipeline)
 train-quick: venv

@@ -201,7 +201,10 @@ def main(argv: list[str] | None = None) -> None:
         net.train()
         running, seen = 0.0, 0
         bar = tqdm(loader, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, mininterval=10)
-        for image, alpha, weight in bar:
+        half_at = None
+        for step, (image, alpha, weight) in enumerate(bar):
+            if step == len(loader) // 2:
+                half_at = time.monotonic()
             image = image.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             alpha, weight = alpha.to(device), weight.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -215,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             running += loss.item() * len(image)
             seen += len(image)
             bar.set_postfix(loss=f"{running / seen:.4f}")
+        trained_at = time.monotonic()
         if rank == 0:
             scores = validate(model, val_loaders, device)
             mean_iou = sum(s["iou"] for s in scores.values()) / len(scores)
@@ -249,11 +253,20 @@ def main(argv: list[str] | None = None) -> None:
             )
             last_path.with_suffix(".tmp").replace(last_path)
             (out / "history.json").write_text(json.dumps(history, indent=1))
-        elapsed = agreed((time.monotonic() - started) / 60, distributed, device)
+        now = time.monotonic()
+        elapsed = agreed((now - started) / 60, distributed, device)
         if args.fit_minutes and epoch == start_epoch:
-            fitting = start_epoch + max(1, int(args.fit_minutes / elapsed))
+            # the first epoch pays for worker start-up and kernel tuning: plan with the pace of its second half
+            steady = agreed((2 * (trained_at - (half_at or started)) + now - trained_at) / 60, distributed, device)
+            fitting = epoch + 1 + max(0, int((args.fit_minutes - elapsed) / max(steady, 1e-6)))
             if fitting < cfg.epochs:
-                log.info("epoch took %.2f min: %d epochs fit in --fit-minutes %g", elapsed, fitting, args.fit_minutes)
+                log.info(
+                    "first epoch took %.2f min, later ones ~%.2f: %d epochs fit in --fit-minutes %g",
+                    elapsed,
+                    steady,
+                    fitting,
+                    args.fit_minutes,
+                )
                 cfg.epochs = fitting
                 schedule = warmup_cosine(cfg.epochs * len(loader), cfg.warmup_steps)
                 scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)
