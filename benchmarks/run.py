@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-server", action="store_true", help="skip the end-to-end server part")
     p.add_argument("--no-seed", action="store_true", help="skip the seed architecture")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrency levels")
-    p.add_argument("--requests", type=int, default=32, help="requests per concurrency level (>= 2 per client)")
+    p.add_argument("--requests", type=int, default=64, help="requests per concurrency level (>= 2 per client)")
     return p
 
 

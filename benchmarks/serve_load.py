@@ -138,7 +138,9 @@ def load_levels(
     warmup: int = 2,
     log: Callable[[str], None] = print,
 ) -> list[LoadResult]:
-    """``warmup`` sequential requests, then each concurrency level with ``max(requests, 2 * clients)`` requests."""
+    """``warmup`` sequential requests, then per concurrency level one untimed round (each client one request:
+    the worker meets that level's batch shapes once, and onnxruntime's arena grows for them, before the clock
+    starts) and ``max(requests, 2 * clients)`` timed requests."""
     for _ in range(warmup):
         try:
             status, body = post_image(url, payload, 300)
@@ -149,6 +151,7 @@ def load_levels(
     results = []
     for n in clients:
         per_client = max(1, math.ceil(max(requests, 2 * n) / n))
+        run_load(url, payload, n, 1)
         result = run_load(url, payload, n, per_client)
         log(
             f"    {n:>2} clients: {result.ok} ok, {result.errors} errors, p50 {result.p50_s * 1e3:.0f} ms, "

@@ -77,11 +77,11 @@ def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
 
 
 def choose_predictor(
-    model: torch.nn.Module, model_dir: Path, runtime: str, memory_arena: bool = True
+    model: torch.nn.Module, model_dir: Path, runtime: str, memory_arena: bool = True, onnx_chunk: int = 1
 ) -> TorchPredictor | OnnxPredictor:
     """``runtime`` auto: the ONNX graph packed in the .mar on CPU (fastest, no compile wait), else eager
     PyTorch (GPU, or no graph); ``onnx`` / ``torch`` force one (onnx needs the graph and a CPU worker).
-    ``memory_arena``: see ``OnnxPredictor``."""
+    ``memory_arena``, ``onnx_chunk`` (images per onnxruntime run): see ``OnnxPredictor``."""
     graph = model_dir / ONNX_FILE
     on_cpu = next(model.parameters()).device.type == "cpu"
     if runtime not in ("auto", "onnx", "torch"):
@@ -89,7 +89,7 @@ def choose_predictor(
     if runtime == "onnx" and not (graph.is_file() and on_cpu):
         raise FileNotFoundError(f"handler.runtime: onnx needs {ONNX_FILE} in the .mar and a CPU worker")
     if runtime == "onnx" or (runtime == "auto" and on_cpu and graph.is_file()):
-        return OnnxPredictor(graph, threads=torch.get_num_threads(), memory_arena=memory_arena)
+        return OnnxPredictor(graph, threads=torch.get_num_threads(), memory_arena=memory_arena, chunk=onnx_chunk)
     return TorchPredictor(model)
 
 
@@ -110,6 +110,7 @@ class ResUNetHandler(BaseHandler):
             Path(props["model_dir"]),
             settings.get("runtime", "auto"),
             bool(settings.get("onnx_memory_arena", True)),
+            int(settings.get("onnx_chunk", 1)),
         )
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))

@@ -41,6 +41,21 @@ def test_onnx_runtime_matches_eager_probabilities_and_masks(exported: tuple[torc
     assert np.abs(lean(batch.numpy()) - fast).max() < 1e-6  # the arena changes memory, not results
 
 
+def test_onnx_runs_in_chunks_give_the_whole_batch_in_order(exported: tuple[torch.nn.Module, Path]) -> None:
+    model, graph = exported
+    batch = torch.randn(5, 3, TINY.input_size, TINY.input_size, generator=torch.Generator().manual_seed(3))
+    whole = OnnxPredictor(graph, threads=1)(batch.numpy())
+    flags = [True, False, False, True, False]
+    for chunk in (1, 2, 5, 8):
+        chunked = OnnxPredictor(graph, threads=1, chunk=chunk)
+        assert chunked(batch.numpy()).shape == whole.shape
+        assert np.abs(chunked(batch.numpy()) - whole).max() < 1e-5, chunk
+        assert (
+            np.abs(chunked(batch.numpy(), flags) - OnnxPredictor(graph, threads=1)(batch.numpy(), flags)).max() < 1e-5
+        )
+    assert choose_predictor(model, graph.parent, "onnx").chunk == 1  # the server's default on CPU
+
+
 def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.nn.Module, Path]) -> None:
     model, graph = exported
     assert isinstance(choose_predictor(model, graph.parent, "auto"), OnnxPredictor)
