@@ -50,10 +50,10 @@ class OnnxPredictor:
 
     def __init__(self, path: str | Path, threads: int = 0, memory_arena: bool = True, chunk: int = 0) -> None:
         """``memory_arena``: onnxruntime's CPU arena keeps activation buffers between runs. Off, a worker
-        that served batches of 8 photos holds ~0.3 GB instead of ~3.5 GB, and the forward pass is ~35 %
-        slower (2-core AMD EPYC, 512x512). ``chunk``: at most this many images per session run (0: the
-        whole batch); on a CPU one image per run is the fastest per image (2-core AMD EPYC, 512x512:
-        113 ms per image in runs of 1, 116 in runs of 2, 123 in one run of 4)."""
+        that served batches of 8 photos in whole-batch runs holds ~0.3 GB instead of ~3.5 GB, and the
+        forward pass is ~35 % slower (2-core AMD EPYC, 512x512). ``chunk``: at most this many images per
+        session run (0: the whole batch); on a CPU one image per run is the fastest per image (2-core AMD
+        EPYC, 512x512: 113 ms per image in runs of 1, 116 in runs of 2, 123 in one run of 4)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -213,6 +213,18 @@ def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Pa
     assert "1 epochs fit in --fit-minutes" in (out / "train.log").read_text()
 
 
+def test_fit_minutes_never_plans_more_epochs_than_the_config_asks(tmp_path: Path) -> None:
+    from training.train import main
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    make_tiny_data(data)
+    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    # a budget of hours for a run of seconds: the plan (made after epochs 1 and 2) stays at the 3 epochs asked
+    main(["--config", str(config), "--out", str(out), "--data", str(data), "--epochs", "3", "--fit-minutes", "600"])
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    assert "fit in --fit-minutes" not in (out / "train.log").read_text()
+
+
 def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     """DDP through the same entry point (gloo on the CPU): both ranks train, rank 0 validates and saves, and
     the time budget (--fit-minutes / --max-minutes) stops both ranks after the same epoch."""

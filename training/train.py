@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.get_num_threads(),
     )
 
-    epoch = start_epoch
+    epoch, max_epochs = start_epoch, cfg.epochs
     while epoch < cfg.epochs:  # --fit-minutes may lower cfg.epochs after the first epoch
         dataset.set_epoch(epoch)
         if sampler:
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         net.train()
         running, seen = 0.0, 0
         bar = tqdm(loader, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, mininterval=10)
-        half_at = None
+        epoch_started, half_at = time.monotonic(), None
         for step, (image, alpha, weight) in enumerate(bar):
             if step == len(loader) // 2:
                 half_at = time.monotonic()
@@ -255,15 +255,18 @@ def main(argv: list[str] | None = None) -> None:
             (out / "history.json").write_text(json.dumps(history, indent=1))
         now = time.monotonic()
         elapsed = agreed((now - started) / 60, distributed, device)
-        if args.fit_minutes and epoch == start_epoch:
-            # the first epoch pays for worker start-up and kernel tuning: plan with the pace of its second half
-            steady = agreed((2 * (trained_at - (half_at or started)) + now - trained_at) / 60, distributed, device)
-            fitting = epoch + 1 + max(0, int((args.fit_minutes - elapsed) / max(steady, 1e-6)))
-            if fitting < cfg.epochs:
+        if args.fit_minutes and epoch < start_epoch + 2:
+            # The first epoch pays for worker start-up and kernel tuning: plan with the pace of its second half,
+            # then once more with the second epoch's (the cosine is still near its peak, so a longer plan is smooth).
+            first = epoch == start_epoch
+            pace = 2 * (trained_at - (half_at or epoch_started)) + now - trained_at if first else now - epoch_started
+            pace = agreed(pace / 60, distributed, device)
+            fitting = min(max_epochs, epoch + 1 + max(0, int((args.fit_minutes - elapsed) / max(pace, 1e-6))))
+            if fitting != cfg.epochs:
                 log.info(
-                    "first epoch took %.2f min, later ones ~%.2f: %d epochs fit in --fit-minutes %g",
+                    "%.2f min so far, ~%.2f per epoch: %d epochs fit in --fit-minutes %g",
                     elapsed,
-                    steady,
+                    pace,
                     fitting,
                     args.fit_minutes,
                 )
