@@ -12,7 +12,7 @@ import torch
 
 from model import load_model
 from training.augment import train_pipeline
-from training.config import AugmentConfig
+from training.config import AugmentConfig, TrainConfig
 from training.copy_paste import CopyPaste, paste_object
 from training.losses import boundary_weight_map, segmentation_loss, weighted_cross_entropy, weighted_dice_loss
 from training.metrics import MetricAccumulator, per_image_metrics
@@ -243,3 +243,20 @@ def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
     assert load_model(out / "best_model.pth").config.encoder == "tf_efficientnet_lite0"
+
+
+def test_a_stage_config_inherits_its_base_and_writes_only_what_changes(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nlr: 0.1\nbatch_size: 4\ndata: {val: [bench/white], val_limit: 8}\naugment: {rotate: 5}\n"
+    )
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\nname: child\nlr: 0.01\ndata: {val_limit: 0}\n")
+    child = TrainConfig.load(tmp_path / "child.yaml")
+    assert (child.name, child.lr, child.batch_size) == ("child", 0.01, 4)
+    assert (child.data.val, child.data.val_limit, child.augment.rotate) == (["bench/white"], 0, 5)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\nname: loop\n")
+    with pytest.raises(ValueError, match="leads back to itself"):
+        TrainConfig.load(tmp_path / "loop.yaml")
+    shipped = Path(__file__).parents[1] / "training/configs"
+    gpu, stage4 = TrainConfig.load(shipped / "stage3_gpu.yaml"), TrainConfig.load(shipped / "stage4_gpu.yaml")
+    assert (stage4.image_size, stage4.batch_size, stage4.augment) == (512, 16, gpu.augment)
+    assert stage4.lr == gpu.lr / 2

@@ -25,6 +25,21 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**data)
 
 
+def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    base_path = (path.parent / base).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ValueError(f"{path}: base {base!r} leads back to itself")
+    merged = _read_with_base(base_path, (*seen, path.resolve()))
+    for key, value in raw.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if nested else value
+    return merged
+
+
 @dataclass
 class AugmentConfig:
     """Augmentation probabilities and ranges (see ``augment.train_pipeline``).
@@ -94,7 +109,9 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        """A stage YAML; ``base: other.yaml`` (beside it) starts from that stage's keys, ``data`` and
+        ``augment`` merged key by key, so a stage writes only what it changes."""
+        raw = _read_with_base(Path(path))
         raw["data"] = _from_dict(DataConfig, raw.get("data", {}), f"{path}: data")
         raw["augment"] = _from_dict(AugmentConfig, raw.get("augment", {}), f"{path}: augment")
         return _from_dict(cls, raw, str(path))

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     epoch, max_epochs = start_epoch, cfg.epochs
-    while epoch < cfg.epochs:  # --fit-minutes may lower cfg.epochs after the first epoch
+    while epoch < cfg.epochs:  # --fit-minutes may re-plan cfg.epochs after the first and second epochs
         dataset.set_epoch(epoch)
         if sampler:
             sampler.set_epoch(epoch)
