@@ -84,17 +84,19 @@ train: venv
 train-quick: venv
 	$(PY) -m training.train --config training/configs/tiny.yaml --out $(RUNS)/tiny --data $(DATA_ROOT)
 
-## eval: score WEIGHTS on DATA (images/+masks/ or subsets of them); PEERS=1 adds u2netp and MODNet
+## eval: score WEIGHTS on DATA (images/+masks/ or subsets of them) in both quality modes (QUALITY=fast for the
+## default one only); PEERS=1 adds u2netp and MODNet
+QUALITY ?= fast,best
 eval: venv
-	$(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) $(if $(PEERS),--peers)
+	$(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) $(if $(PEERS),--peers)
 
-## options-gains: what tta=true and refine=true buy on bench (subset), with the timings -> reports/options/
+## options-gains: what tta=true, quality=best and refine=true buy on bench (subset), with the timings -> reports/options/
 options-gains: venv
 	mkdir -p reports/options
 	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --out reports/options/plain.json
 	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --out reports/options/tta.json
-	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --tta-scales 0.75,1.25 \
-		--out reports/options/tta_scales.json
+	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --quality best \
+		--out reports/options/quality_best.json
 	nice -n 15 $(PY) -m training.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
 
 ## gallery: docs/gallery.png (photo | mask | cutout on white) from $(DATA_ROOT)/photos with WEIGHTS

@@ -25,14 +25,22 @@ from handler.options import ALLOWED, OptionError, Options, parse_options
 from model import load_model
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-FLAGS = {"mode": "output", "bg": "bg", "margin": "margin", "format": "format", "size": "size", "threshold": "threshold"}
+FLAGS = {
+    "mode": "output",
+    "bg": "bg",
+    "margin": "margin",
+    "format": "format",
+    "size": "size",
+    "threshold": "threshold",
+    "quality": "quality",
+}
 SWITCHES = ("crop", "refine", "tta")
 
 
 def cutout_file(model: torch.nn.Module, source: Path, target: Path, options: Options = Options()) -> None:  # noqa: B008
     """Write ``source``'s result (default: RGBA PNG, alpha = soft mask, input resolution) to ``target``."""
     image = decode_image(source.read_bytes())
-    data = render(image, predict_alpha(model, image, options.tta), options)
+    data = render(image, predict_alpha(model, image, options.tta, options.quality), options)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
 
@@ -54,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     group = parser.add_argument_group("result options (the server's request options)")
     group.add_argument("--mode", help=f"the server's output=: {ALLOWED['output']} (default rgba)")
-    for flag in ("bg", "margin", "format", "size", "threshold"):
+    for flag in ("bg", "margin", "format", "size", "threshold", "quality"):
         group.add_argument(f"--{flag}", help=ALLOWED[flag])
     group.add_argument("--crop", action="store_true", help="crop to the object (alpha noise ignored), see --margin")
     group.add_argument("--refine", action="store_true", help="estimate the object's colours on soft edges")

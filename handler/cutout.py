@@ -2,31 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
 from handler.image_io import letterbox, unletterbox_probability
-from model.inference import foreground_probability
+from model.inference import foreground_probability, most_confident, scale_sizes
 from model.runtime import Predictor
+
+
+def alpha_at_size(
+    model: torch.nn.Module, image: np.ndarray, size: int, tta: bool = False, predictor: Predictor | None = None
+) -> np.ndarray:
+    """RGB (H, W, 3) uint8 letterboxed to ``size`` x ``size`` -> alpha (H, W) float32 in [0, 1] at its own size.
+
+    ``predictor``: runs the model's own input size (e.g. the server's ``OnnxPredictor``, whose graph has that
+    one size); other sizes, and all without it, run ``model`` eagerly."""
+    config = model.config
+    x, info = letterbox(image, size, config.mean, config.std)
+    if predictor is not None and size == config.input_size:
+        prob = predictor(x[None], tta)[0]
+    else:
+        prob = foreground_probability(model, x[None], tta=tta)[0].cpu().numpy()
+    return unletterbox_probability(prob, info)
+
+
+def best_alpha(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    tta: bool = False,
+    predictor: Predictor | None = None,
+    base: np.ndarray | None = None,
+) -> np.ndarray:
+    """``quality=best``: the most confident alpha of the model at 0.75x, 1x and 1.5x its input size
+    (``model.inference.BEST_SCALES``). ``base``: the 1x alpha when already computed (the server's batch)."""
+    alphas = []
+    for size in scale_sizes(model.config.input_size):
+        if base is not None and size == model.config.input_size:
+            alphas.append(base)
+        else:
+            alphas.append(alpha_at_size(model, image, size, tta, predictor))
+    return alphas[most_confident(alphas)]
 
 
 def predict_alpha(
     model: torch.nn.Module,
     image: np.ndarray,
     tta: bool = False,
-    scales: Sequence[float] = (),
+    quality: str = "fast",
     predictor: Predictor | None = None,
 ) -> np.ndarray:
     """RGB (H, W, 3) uint8 -> foreground alpha (H, W) float32 in [0, 1] at the image's own size.
 
-    ``tta``/``scales``: test-time augmentation, see ``model.inference.foreground_probability``.
-    ``predictor``: run the forward pass there (e.g. the server's ``OnnxPredictor``; no ``scales``)."""
-    config = model.config
-    x, info = letterbox(image, config.input_size, config.mean, config.std)
-    if predictor is not None and not scales:
-        prob = predictor(x[None], tta)[0]
-    else:
-        prob = foreground_probability(model, x[None], tta=tta, scales=scales)[0].cpu().numpy()
-    return unletterbox_probability(prob, info)
+    ``tta``: average with the mirrored image (``model.inference.foreground_probability``); ``quality``:
+    ``fast`` one pass at the model's input size, ``best`` see ``best_alpha``; ``predictor``: see
+    ``alpha_at_size``."""
+    if quality == "best":
+        return best_alpha(model, image, tta, predictor)
+    return alpha_at_size(model, image, model.config.input_size, tta, predictor)

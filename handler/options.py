@@ -21,6 +21,7 @@ from handler.image_io import InvalidImageError
 
 OUTPUTS = ("rgba", "mask", "rgb")
 FORMATS = ("png", "webp")
+QUALITIES = ("fast", "best")
 MAX_SIZE = 16384
 _BOOL = {"true": True, "1": True, "yes": True, "on": True, "": True} | dict.fromkeys(("false", "0", "no", "off"), False)
 _HEX = re.compile(r"#?([0-9a-f]{6}|[0-9a-f]{8})")
@@ -36,6 +37,7 @@ ALLOWED = {
     "threshold": "a number in 0..1: alpha >= threshold becomes opaque, the rest transparent",
     "refine": "true|false",
     "tta": "true|false",
+    "quality": "fast|best (best: the model at 3 sizes, the most confident kept; ~4x the model time)",
 }
 OPTION_KEYS = frozenset(ALLOWED)
 # Request fields that are neither options nor the image: `/invocations?model_name=...` adds this one.
@@ -73,6 +75,7 @@ class Options:
     threshold: float | None = None
     refine: bool = False
     tta: bool = False
+    quality: str = "fast"
 
     @property
     def content_type(self) -> str:
@@ -153,6 +156,8 @@ def parse_options(fields: Mapping[str, Any]) -> Options:
         kwargs["output"] = _choice("output", raw["output"], OUTPUTS)
     if "format" in raw:
         kwargs["format"] = _choice("format", raw["format"], FORMATS)
+    if "quality" in raw:
+        kwargs["quality"] = _choice("quality", raw["quality"], QUALITIES)
     if "bg" in raw:
         kwargs["bg"] = _colour("bg", raw["bg"])
     if "margin" in raw:

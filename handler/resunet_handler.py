@@ -24,6 +24,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler.compose import render
+from handler.cutout import best_alpha
 from handler.image_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -139,9 +140,13 @@ class ResUNetHandler(BaseHandler):
         start = time.perf_counter()
         batch, items = self.preprocess(data)
         tta = [item[2].tta for item in items if isinstance(item, tuple)]
+        t0 = time.perf_counter()
         probs = self.inference(batch, tta) if batch is not None else None
-        outputs = self.postprocess((probs, items))
-        del batch, probs, items
+        best = self.best_quality(probs, items)
+        if probs is not None:
+            self._metric("InferenceTime", (time.perf_counter() - t0) * 1000)
+        outputs = self.postprocess((probs, items, best))
+        del batch, probs, items, best
         if self.trim_heap is not None:
             self.trim_heap(0)
         self._metric("HandlerTime", (time.perf_counter() - start) * 1000)
@@ -188,18 +193,35 @@ class ResUNetHandler(BaseHandler):
 
     def inference(self, data: torch.Tensor, tta: list[bool] | bool = False, *args: Any, **kwargs: Any) -> np.ndarray:
         """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability (``tta`` per image)."""
-        t0 = time.perf_counter()
-        probs = self.predictor(data, tta)
-        self._metric("InferenceTime", (time.perf_counter() - t0) * 1000)
-        return probs
+        return self.predictor(data, tta)
 
-    def postprocess(self, data: tuple[np.ndarray | None, list[Item]]) -> list[bytes]:
-        """Probabilities back at each input's size -> the result its options ask for (default RGBA PNG),
-        rendered in parallel on ``self.pool``; refused requests -> JSON error body."""
-        probs, items = data
+    def best_quality(self, probs: np.ndarray | None, items: list[Item]) -> dict[int, np.ndarray | InvalidImageError]:
+        """For each ``quality=best`` request (by index): its alpha at the input's size, the most confident of
+        the batch's probability and the model's passes at the other sizes (``handler.cutout.best_alpha``)."""
+        best: dict[int, np.ndarray | InvalidImageError] = {}
+        row = -1
+        for idx, item in enumerate(items):
+            if not isinstance(item, tuple):
+                continue
+            row += 1
+            image, info, options = item
+            if options.quality == "best" and probs is not None:
+                try:
+                    base = unletterbox_probability(probs[row], info)
+                    best[idx] = best_alpha(self.model, image, options.tta, self.predictor, base=base)
+                except Exception as err:  # noqa: BLE001 - fails only this request
+                    best[idx] = _internal(err, "running quality=best on")
+        return best
+
+    def postprocess(self, data: tuple[np.ndarray | None, list[Item], dict[int, Any]]) -> list[bytes]:
+        """Probabilities back at each input's size (or the ``best`` alphas already there) -> the result its
+        options ask for (default RGBA PNG), rendered in parallel on ``self.pool``; refused requests -> JSON."""
+        probs, items, best = data
         t0 = time.perf_counter()
         rows = iter(probs if probs is not None else ())
-        jobs = [(item, next(rows) if isinstance(item, tuple) else None) for item in items]
+        jobs = [
+            (item, next(rows) if isinstance(item, tuple) else None, best.get(idx)) for idx, item in enumerate(items)
+        ]
         rendered = list(self.pool.map(self._render, jobs))
         outputs: list[bytes] = []
         served = 0
@@ -216,14 +238,18 @@ class ResUNetHandler(BaseHandler):
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
 
-    def _render(self, job: tuple[Item, np.ndarray | None]) -> bytes | InvalidImageError:
-        """(item, its (S, S) probability) -> the encoded result, or the error that refuses it."""
-        item, prob = job
+    def _render(self, job: tuple[Item, np.ndarray | None, Any]) -> bytes | InvalidImageError:
+        """(item, its (S, S) probability, its (H, W) alpha if already made) -> the encoded result, or the
+        error that refuses it."""
+        item, prob, alpha = job
         if isinstance(item, InvalidImageError):
             return item
+        if isinstance(alpha, InvalidImageError):
+            return alpha
         image, info, options = item
         try:
-            out = render(image, unletterbox_probability(prob, info), options, self.png_level)
+            alpha = unletterbox_probability(prob, info) if alpha is None else alpha
+            out = render(image, alpha, options, self.png_level)
         except InvalidImageError as err:  # e.g. crop=true on an image with no object: 422
             return err
         except Exception as err:  # noqa: BLE001

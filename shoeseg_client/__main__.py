@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="a request option, repeatable: output=mask, bg=f5f5f5, crop=true, margin=5%%, format=webp, size=1200, "
-        "threshold=0.5, refine=true, tta=true (the server checks them and names a bad one)",
+        "threshold=0.5, refine=true, tta=true, quality=best (the server checks them and names a bad one)",
     )
     parser.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"REST inference address (default {DEFAULT_URL})")

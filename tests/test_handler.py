@@ -14,6 +14,8 @@ from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 import handler.resunet_handler as handler_module
+from handler.cutout import predict_alpha
+from handler.image_io import decode_image
 from handler.options import Options
 from handler.resunet_handler import ResUNetHandler
 from tests.serving_helpers import REPO, image_bytes, tiny_checkpoint
@@ -131,3 +133,26 @@ def test_unexpected_failure_fails_only_its_request(
     out = run(handler, context, [{"body": image_bytes(13, 20)}, {"body": image_bytes(30, 20)}])
     assert json.loads(out[0])["code"] == 500 and context.get_response_status(0)[0] == 500
     assert Image.open(io.BytesIO(out[1])).size == (30, 20)
+
+
+def test_quality_best_per_request_in_a_batch(
+    handler_and_context: tuple[ResUNetHandler, Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """quality=best answers that request with the in-process best alpha, the rest of the batch as usual; a
+    failure in its extra passes fails only that request."""
+    handler, context = handler_and_context
+    a, b = image_bytes(90, 60), image_bytes(40, 70)
+    out = run(handler, context, [{"body": a, "quality": b"best"}, {"body": b}])
+    want = np.round(predict_alpha(handler.model, decode_image(a), quality="best") * 255)
+    got = np.asarray(Image.open(io.BytesIO(out[0])))[..., 3]
+    assert np.abs(got - want).max() <= 1
+    alone = run(handler, context, [{"body": b}])[0]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(out[1]))), np.asarray(Image.open(io.BytesIO(alone))))
+
+    def broken(*args: object, **kwargs: object) -> np.ndarray:
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr(handler_module, "best_alpha", broken)
+    out = run(handler, context, [{"body": a, "quality": b"best"}, {"body": b}])
+    assert json.loads(out[0])["code"] == 500 and "quality=best" in json.loads(out[0])["message"]
+    assert Image.open(io.BytesIO(out[1])).size == (40, 70)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from handler.compose import NoObjectError, crop_box, estimate_foreground, over, render
+from handler.cutout import alpha_at_size, best_alpha, predict_alpha
 from handler.image_io import encode_rgba_png
 from handler.options import ALLOWED, OptionError, Options, parse_options, split_request
 from model import build_model
-from model.inference import foreground_probability
+from model.inference import edge_uncertainty, foreground_probability, most_confident, scale_sizes
 from tests.serving_helpers import TINY
 
 
@@ -30,9 +32,10 @@ def test_defaults_and_every_option_parse() -> None:
             "threshold": "0.4",
             "refine": "1",
             "tta": "",  # `?tta` without a value means true
+            "quality": "Best",
         }
     )
-    assert got == Options("rgb", (16, 160, 255, 255), True, (12.5, True), "webp", 640, 0.4, True, True)
+    assert got == Options("rgb", (16, 160, 255, 255), True, (12.5, True), "webp", 640, 0.4, True, True, "best")
     assert parse_options({"bg": "00000080", "crop": "yes", "margin": "20px"}).bg == (0, 0, 0, 128)
     assert parse_options({"crop": "on", "margin": "7"}).margin == (7.0, False)
 
@@ -58,6 +61,7 @@ def test_defaults_and_every_option_parse() -> None:
         ({"output": "rgb", "bg": "#ffffff80"}, "bg"),
         ({"outptu": "mask"}, "outptu"),
         ({"tta": b"\xff\xfe"}, "tta"),
+        ({"quality": "high"}, "quality"),
     ],
 )
 def test_bad_options_name_the_option(fields: dict, option: str) -> None:
@@ -193,5 +197,33 @@ def test_tta_averages_the_flipped_prediction() -> None:
     assert not torch.allclose(plain, tta, atol=1e-3)  # the random model is not flip-symmetric
     mixed = foreground_probability(model, x, tta=[False, True, False])  # per image, as in a server batch
     assert torch.allclose(mixed[0], plain[0]) and torch.allclose(mixed[1], tta[1], atol=1e-5)
-    scaled = foreground_probability(model, x, tta=True, scales=(0.75,))
-    assert scaled.shape == plain.shape and not torch.allclose(scaled, tta, atol=1e-4)
+
+
+def test_edge_uncertainty_prefers_the_decided_mask() -> None:
+    crisp = np.zeros((40, 60), np.float32)
+    crisp[10:30, 20:40] = 1.0
+    assert edge_uncertainty(crisp) == 0.0 and edge_uncertainty(np.zeros((8, 8), np.float32)) == 0.0
+    soft_edge = cv2.GaussianBlur(crisp, (9, 9), 0)
+    unsure = np.where(crisp > 0, 0.6, 0.4).astype(np.float32)
+    assert 0 < edge_uncertainty(soft_edge) < edge_uncertainty(unsure)
+    # per foreground pixel: the same soft rim around a bigger object is less uncertain
+    big = np.zeros((80, 120), np.float32)
+    big[10:70, 20:100] = 1.0
+    assert edge_uncertainty(cv2.GaussianBlur(big, (9, 9), 0)) < edge_uncertainty(soft_edge)
+    assert most_confident([unsure, soft_edge, crisp]) == 2 and most_confident([unsure, soft_edge]) == 1
+    with pytest.raises(ValueError, match="at least one"):
+        most_confident([])
+
+
+def test_quality_best_keeps_the_most_confident_size() -> None:
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    assert scale_sizes(512) == [384, 512, 768] and scale_sizes(TINY.input_size) == [96, 128, 192]
+    image = np.random.default_rng(0).integers(0, 256, (70, 100, 3), dtype=np.uint8)
+    each = [alpha_at_size(model, image, size) for size in scale_sizes(TINY.input_size)]
+    assert all(a.shape == (70, 100) for a in each)
+    assert not np.allclose(each[0], each[2], atol=1e-3)  # the sizes do give different masks
+    best = predict_alpha(model, image, quality="best")
+    assert np.array_equal(best, each[most_confident(each)])
+    assert np.array_equal(predict_alpha(model, image), each[1])  # fast: the input size only
+    assert np.array_equal(best_alpha(model, image, base=each[1]), best)  # the server passes its batch's 1x

@@ -45,6 +45,7 @@ CASES = [
     {"threshold": "auto"},
     {"refine": "true"},
     {"tta": "true"},
+    {"quality": "best"},
 ]
 
 
@@ -92,7 +93,7 @@ def local_model(server: ts_server.Server):
 def expected(model, options: dict[str, str], data: bytes = PHOTO) -> np.ndarray:
     parsed = parse_options(options)
     image = decode_image(data)
-    return pixels(render(image, predict_alpha(model, image, parsed.tta), parsed))
+    return pixels(render(image, predict_alpha(model, image, parsed.tta, parsed.quality), parsed))
 
 
 def pixels(data: bytes) -> np.ndarray:

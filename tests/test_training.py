@@ -192,6 +192,34 @@ def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
     assert scores["white"]["n"] == 4 and 0 <= scores["white"]["iou"] <= 1
     grid = cv2.imread(str(tmp_path / "scores_worst.png"))
     assert grid is not None and grid.shape[0] == 4 * 200
+    args = ["--data", str(data / "bench"), "--weights", str(tmp_path / "ship.pth"), "--out", str(out)]
+    evaluate([*args, "--quality", "fast,best"])
+    both = json.loads(out.read_text())
+    assert both["white"] == scores["white"] | {"s_per_image": both["white"]["s_per_image"]}
+    assert set(both["quality_best"]) == {"white"} and both["quality_best"]["white"]["n"] == 4
+    with pytest.raises(SystemExit):
+        evaluate([*args, "--quality", "fast,good"])
+
+
+def test_composite_set_pastes_each_cutout_with_its_mask(tmp_path: Path) -> None:
+    from training.composite_set import main as composite_set
+
+    make_tiny_data(tmp_path)
+    for backgrounds in (["--backgrounds", str(tmp_path / "backgrounds" / "[01].jpg")], ["--studio"]):
+        out = tmp_path / "check" / backgrounds[0]
+        composite_set(
+            ["--cutouts", str(tmp_path / "shoes/train"), *backgrounds, "--out", str(out), "--scale", "0.5,0.5"]
+        )
+        images, masks = sorted((out / "images").iterdir()), sorted((out / "masks").iterdir())
+        assert [p.stem for p in images] == [p.stem for p in masks] == ["0", "1", "2", "3"]  # opaque.webp skipped
+        image, mask = cv2.imread(str(images[0])), cv2.imread(str(masks[0]), cv2.IMREAD_GRAYSCALE)
+        assert image.shape[:2] == mask.shape and 720 <= max(mask.shape) <= 1024
+        ys, xs = np.nonzero(mask >= 128)
+        assert abs(max(np.ptp(ys), np.ptp(xs)) + 1 - 0.5 * min(mask.shape)) <= 3  # the ellipse at half the short side
+        inside = image[mask >= 250].astype(int)  # the ellipse's colour (BGR 30, 60, 200) under the mask
+        assert np.abs(inside.mean(0) - (30, 60, 200)).max() < 8
+    with pytest.raises(SystemExit):
+        composite_set(["--cutouts", str(tmp_path / "shoes/train"), "--out", str(tmp_path / "x")])
 
 
 def test_cutouts_without_alpha_are_skipped(tmp_path: Path) -> None:

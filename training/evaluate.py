@@ -3,7 +3,9 @@
 ``python -m training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
 prints a table, writes ``{subset: {iou, precision, recall, f1, mae, n, s_per_image}}`` (per-image means;
 with ``--peers`` also ``"peers": {name: {subset: ...}}``) and a PNG grid of the worst cutouts beside it.
-``--tta`` (``--tta-scales 0.75,1.25``) scores the test-time augmented prediction (the server's ``tta=true``).
+``--tta`` scores the test-time augmented prediction (the server's ``tta=true``); ``--quality fast,best``
+scores each of the server's ``quality`` modes (``"quality_best": {subset: ...}`` in the JSON for ``best``; the
+subsets at the top level are the first mode's).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from handler.cutout import predict_alpha
+from handler.options import QUALITIES
 from model import load_model
 from model.runtime import ONNX_FILE, OnnxPredictor, export_onnx
 
@@ -123,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="score only N evenly spaced images per subset")
     parser.add_argument("--threads", type=int, default=0, help="torch/onnxruntime threads (0: torch's default)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the flipped image")
-    parser.add_argument("--tta-scales", default="", help="with --tta, also these input scales, e.g. 0.75,1.25")
+    parser.add_argument(
+        "--quality", default="fast", help="the server's quality mode(s) to score, comma-separated: fast, best"
+    )
     parser.add_argument(
         "--runtime", choices=("torch", "onnx"), default="torch", help="onnx: the CPU server's path (onnxruntime)"
     )
@@ -134,18 +139,24 @@ def main(argv: list[str] | None = None) -> None:
     folders = subsets(Path(args.data))
     model = load_model(args.weights)
     predictor = onnx_predictor(model, torch.get_num_threads()) if args.runtime == "onnx" else None
-    scales = tuple(float(s) for s in args.tta_scales.split(",") if s)
-    results: dict[str, dict[str, dict]] = {"resunet": {}}
+    qualities = [q.strip() for q in args.quality.split(",") if q.strip()]
+    if not qualities or set(qualities) - set(QUALITIES):
+        parser.error(f"--quality {args.quality!r}: give one or more of {', '.join(QUALITIES)}, comma-separated")
+    results: dict[str, dict[str, dict]] = {}
     worst: list = []
-    for subset, folder in folders.items():
-        results["resunet"][subset], per_image = score_subset(
-            lambda image: predict_alpha(model, image, args.tta, scales, predictor),
-            folder,
-            f"resunet {subset}",
-            args.limit,
-        )
-        worst += per_image
-    report: dict = dict(results["resunet"])
+    for quality in qualities:
+        name = "resunet" if quality == "fast" else f"resunet quality={quality}"
+        results[name] = {}
+        for subset, folder in folders.items():
+            results[name][subset], per_image = score_subset(
+                lambda image, q=quality: predict_alpha(model, image, args.tta, q, predictor),
+                folder,
+                f"{name} {subset}",
+                args.limit,
+            )
+            worst += per_image if quality == qualities[0] else []
+    report: dict = dict(results[next(iter(results))])
+    report |= {f"quality_{q}": results[f"resunet quality={q}"] for q in qualities[1:] if q != "fast"}
     if args.peers:
         from .peers import load_peers
 
