@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from handler.image_io import InvalidImageError
@@ -142,8 +142,10 @@ def _margin(key: str, value: str) -> tuple[float, bool]:
     return number, percent
 
 
-def parse_options(fields: Mapping[str, Any]) -> Options:
-    """Option fields (values str or bytes; keys must be option names) -> ``Options``; ``OptionError`` if bad."""
+def parse_options(fields: Mapping[str, Any], defaults: Options = Options()) -> Options:  # noqa: B008 - frozen
+    """Option fields (values str or bytes; keys must be option names) -> ``Options``; ``OptionError`` if bad.
+
+    ``defaults``: what a field left out means (the server's ``handler.quality``, say); else ``Options()``."""
     unknown = sorted(set(fields) - OPTION_KEYS)
     if unknown:
         raise OptionError(unknown[0], f"unknown option {unknown[0]!r}; options are {', '.join(sorted(ALLOWED))}")
@@ -166,7 +168,7 @@ def parse_options(fields: Mapping[str, Any]) -> Options:
         kwargs["size"] = int(_number("size", raw["size"], 1, MAX_SIZE, integer=True))
     if "threshold" in raw:
         kwargs["threshold"] = _number("threshold", raw["threshold"], 0.0, 1.0)
-    options = Options(**kwargs)
+    options = replace(defaults, **kwargs)
     _check_combinations(options, raw)
     return options
 
@@ -192,8 +194,12 @@ def _short_text(value: Any) -> bool:
         return False
 
 
-def split_request(request: Mapping[str, Any], content_type: str | None = None) -> tuple[dict[str, Any], Options]:
-    """One TorchServe request dict -> (the image field(s), its ``Options``).
+def split_request(
+    request: Mapping[str, Any],
+    content_type: str | None = None,
+    defaults: Options = Options(),  # noqa: B008 - frozen
+) -> tuple[dict[str, Any], Options]:
+    """One TorchServe request dict -> (the image field(s), its ``Options``; ``defaults`` see ``parse_options``).
 
     The image is the ``data``/``body`` field, else the one field that is not short text (a multipart file
     under any name); then every other field must be an option. Without a clear image field the fields go
@@ -201,16 +207,16 @@ def split_request(request: Mapping[str, Any], content_type: str | None = None) -
     whole too: TorchServe split the mangled image into fields, and ``request_payload`` refuses it (415).
     """
     if (content_type or "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-        return dict(request), Options()
+        return dict(request), defaults
     fields = {k: v for k, v in request.items() if k in OPTION_KEYS}
     rest = {k: v for k, v in request.items() if k not in OPTION_KEYS and k not in IGNORED_KEYS}
     image_key = next((k for k in PAYLOAD_KEYS if k in rest), None)
     if image_key is None:
         candidates = [k for k, v in rest.items() if not _short_text(v)]
         if len(candidates) != 1:
-            return rest, parse_options(fields)
+            return rest, parse_options(fields, defaults)
         image_key = candidates[0]
     extra = sorted(k for k in rest if k != image_key and k not in PAYLOAD_KEYS)
     if extra:
         raise OptionError(extra[0], f"unknown option {extra[0]!r}; options are {', '.join(sorted(ALLOWED))}")
-    return {image_key: rest[image_key]}, parse_options(fields)
+    return {image_key: rest[image_key]}, parse_options(fields, defaults)

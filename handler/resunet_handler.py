@@ -36,7 +36,7 @@ from handler.image_io import (
     request_payload,
     unletterbox_probability,
 )
-from handler.options import Options, split_request
+from handler.options import OptionError, Options, parse_options, split_request
 from model import load_model
 from model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
 
@@ -113,6 +113,11 @@ class ResUNetHandler(BaseHandler):
             bool(settings.get("onnx_memory_arena", True)),
             int(settings.get("onnx_chunk", 1)),
         )
+        # what a request without `quality` gets: fast (one pass) unless the operator prefers best for all
+        try:
+            self.defaults = parse_options({"quality": str(settings.get("quality", "fast"))})
+        except OptionError as err:
+            raise ValueError(f"handler.quality in model-config.yaml: {err.message}") from err
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))
@@ -171,7 +176,7 @@ class ResUNetHandler(BaseHandler):
     def _decode(self, request: dict[str, Any], content_type: str | None) -> Decoded:
         """One request -> (RGB image, its options), or the error that refuses it."""
         try:
-            fields, options = split_request(request, content_type)
+            fields, options = split_request(request, content_type, self.defaults)
             payload = request_payload(fields, content_type, self.max_request_bytes)
             return decode_image(payload, self.max_pixels), options
         except InvalidImageError as err:

@@ -148,6 +148,12 @@ def test_quality_best_per_request_in_a_batch(
     assert np.abs(got - want).max() <= 1
     alone = run(handler, context, [{"body": b}])[0]
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(out[1]))), np.asarray(Image.open(io.BytesIO(alone))))
+    default, handler.defaults = handler.defaults, Options(quality="best")  # model-config.yaml handler.quality: best
+    try:
+        by_default = run(handler, context, [{"body": a}, {"body": b, "quality": b"fast"}])
+    finally:
+        handler.defaults = default
+    assert by_default[0] == out[0] and by_default[1] == alone
 
     def broken(*args: object, **kwargs: object) -> np.ndarray:
         raise RuntimeError("simulated")
@@ -156,3 +162,18 @@ def test_quality_best_per_request_in_a_batch(
     out = run(handler, context, [{"body": a, "quality": b"best"}, {"body": b}])
     assert json.loads(out[0])["code"] == 500 and "quality=best" in json.loads(out[0])["message"]
     assert Image.open(io.BytesIO(out[1])).size == (40, 70)
+
+
+def test_a_bad_quality_default_stops_the_worker_with_the_setting_named(tmp_path) -> None:
+    tiny_checkpoint(tmp_path / "tiny.pth")
+    context = Context(
+        model_name="resunet",
+        model_dir=str(tmp_path),
+        manifest={"model": {"modelName": "resunet", "serializedFile": "tiny.pth"}},
+        batch_size=1,
+        gpu=None,
+        mms_version="0.12.0",
+        model_yaml_config={"handler": {"quality": "high"}},
+    )
+    with pytest.raises(ValueError, match=r"handler.quality in model-config.yaml: bad value quality='high'"):
+        ResUNetHandler().initialize(context)

@@ -227,3 +227,11 @@ def test_quality_best_keeps_the_most_confident_size() -> None:
     assert np.array_equal(best, each[most_confident(each)])
     assert np.array_equal(predict_alpha(model, image), each[1])  # fast: the input size only
     assert np.array_equal(best_alpha(model, image, base=each[1]), best)  # the server passes its batch's 1x
+
+
+def test_server_defaults_fill_only_what_the_request_leaves_out() -> None:
+    best = Options(quality="best")
+    assert parse_options({}, best).quality == "best"
+    assert parse_options({"quality": "fast"}, best).quality == "fast"
+    assert parse_options({"output": "mask"}, best) == Options(output="mask", quality="best")
+    assert split_request({"data": b"\x89PNG" * 40, "tta": "1"}, None, best)[1] == Options(tta=True, quality="best")
