@@ -170,6 +170,7 @@ class ServerRun:
     note: str = ""
     cold_start_s: float | None = None
     loads: list[LoadResult] = field(default_factory=list)
+    best_loads: list[LoadResult] = field(default_factory=list)  # requests with quality=best
 
     def load_for(self, clients: int) -> LoadResult | None:
         return next((r for r in self.loads if r.clients == clients), None)
@@ -181,6 +182,7 @@ class ServerRun:
             "note": self.note,
             "cold_start_s": self.cold_start_s,
             "loads": [r.to_dict() for r in self.loads],
+            "best_loads": [r.to_dict() for r in self.best_loads],
         }
 
 
@@ -228,11 +230,13 @@ def bench_server(
     requests: int = 16,
     threads: int | None = None,
     log: Callable[[str], None] = print,
+    best_clients: tuple[int, ...] = (4,),
 ) -> list[ServerRun]:
     """Start one TorchServe per batch size from a .mar of ``weights``, measure cold start and load, stop it.
 
     ``threads`` sets OMP_NUM_THREADS for the server (its worker inherits it), so the worker's torch uses the
-    same thread count as the rest of the run.
+    same thread count as the rest of the run. On the first batch size, also ``best_clients`` levels of
+    ``quality=best`` requests (half as many: each costs ~4x).
     """
     why = server_unavailable()
     if why:
@@ -257,8 +261,12 @@ def bench_server(
             log(f"    cold start (torchserve --start to first prediction): {run.cold_start_s:.1f} s")
             url = f"{srv.inference_url}/predictions/{MODEL_NAME}"
             run.loads = load_levels(url, payload, clients, requests, log=log)
-            if any(r.errors for r in run.loads):
-                run.note = next(r.first_error for r in run.loads if r.errors)
+            if batch_size == batch_sizes[0] and best_clients:
+                log("    quality=best:")
+                best_url = f"{srv.inference_url}/{MODEL_NAME}/predict?quality=best"
+                run.best_loads = load_levels(best_url, payload, best_clients, max(2, requests // 2), 1, log)
+            if any(r.errors for r in run.loads + run.best_loads):
+                run.note = next(r.first_error for r in run.loads + run.best_loads if r.errors)
         except Exception as err:  # noqa: BLE001 - the rest of the report still gets written
             run.status, run.note = "failed", f"{type(err).__name__}: {str(err)[:600]}"
             log(f"    failed: {run.note}")

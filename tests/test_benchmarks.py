@@ -20,7 +20,7 @@ from PIL import Image
 
 from benchmarks import forward as fw
 from benchmarks.prepost import StageRow
-from benchmarks.report import Results, bars, e2e_ratio_bound, findings, seed_e2e_derived
+from benchmarks.report import Results, bars, e2e_ratio_bound, findings, seed_e2e_derived, server_table
 from benchmarks.run import DEFAULT_PEERS
 from benchmarks.run import main as bench_main
 from benchmarks.seed_resunet import SeedResUNet
@@ -227,6 +227,18 @@ def test_bars_pick_the_fastest_exact_path_and_derive_the_seed() -> None:
     assert lines[3].startswith("INFO end-to-end") and "batchSize 1:" in lines[3] and "5.80x" in lines[3]
     assert lines[4].startswith("INFO cold start") and "12.0 s (batchSize 8)" in lines[4]
     assert any("Dynamic batching (batchSize 8) served fewer images/s" in f for f in findings(results))
+
+
+def test_quality_best_loads_get_their_own_rows_and_leave_the_bars_alone() -> None:
+    forward = [_row("ours", fw.ORT, 0.3, max_dp=0.0), _row("seed", fw.EAGER, 1.5)]
+    plain = ServerRun(8, cold_start_s=5.0, loads=[LoadResult(4, [1.0] * 10, 0, 5.0)])
+    best = ServerRun(8, cold_start_s=5.0, loads=[LoadResult(4, [1.0] * 10, 0, 5.0)])
+    best.best_loads = [LoadResult(4, [3.0] * 8, 0, 16.0)]  # 0.5 images/s
+    rows = server_table(_results(forward, [best]))
+    assert any("batchSize 8), quality=best | 4 | 8 | 0 | 3000 | 3000 | 0.50 |" in row for row in rows)
+    assert len(rows) == len(server_table(_results(forward, [plain]))) + 1
+    assert bars(_results(forward, [best])) == bars(_results(forward, [plain]))
+    assert best.to_dict()["best_loads"][0]["clients"] == 4
 
 
 def test_e2e_bound_from_pre_and_post_processing() -> None:
