@@ -67,6 +67,13 @@ def _heap_trimmer() -> ctypes._CFuncPtr | None:
         return None
 
 
+def _rows_per_item(probs: np.ndarray | None, items: list[Item]) -> list[np.ndarray | None]:
+    """The batch's (N, S, S) probabilities handed out in request order: one per decoded request, None for
+    a refused one (it had no row in the batch)."""
+    rows = iter(probs if probs is not None else ())
+    return [next(rows) if isinstance(item, tuple) else None for item in items]
+
+
 def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
     """The checkpoint passed to torch-model-archiver as ``--serialized-file``, else the only *.pth / *.pt."""
     if serialized_file:
@@ -147,11 +154,12 @@ class ResUNetHandler(BaseHandler):
         tta = [item[2].tta for item in items if isinstance(item, tuple)]
         t0 = time.perf_counter()
         probs = self.inference(batch, tta) if batch is not None else None
-        best = self.best_quality(probs, items)
+        rows = _rows_per_item(probs, items)
+        best = self.best_quality(rows, items)
         if probs is not None:
             self._metric("InferenceTime", (time.perf_counter() - t0) * 1000)
-        outputs = self.postprocess((probs, items, best))
-        del batch, probs, items, best
+        outputs = self.postprocess((rows, items, best))
+        del batch, probs, rows, items, best
         if self.trim_heap is not None:
             self.trim_heap(0)
         self._metric("HandlerTime", (time.perf_counter() - start) * 1000)
@@ -200,33 +208,30 @@ class ResUNetHandler(BaseHandler):
         """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability (``tta`` per image)."""
         return self.predictor(data, tta)
 
-    def best_quality(self, probs: np.ndarray | None, items: list[Item]) -> dict[int, np.ndarray | InvalidImageError]:
+    def best_quality(
+        self, rows: list[np.ndarray | None], items: list[Item]
+    ) -> dict[int, np.ndarray | InvalidImageError]:
         """For each ``quality=best`` request (by index): its alpha at the input's size, the most confident of
-        the batch's probability and the model's passes at the other sizes (``handler.cutout.best_alpha``)."""
+        its batch probability (``rows``) and the model's passes at the other sizes (``handler.cutout.best_alpha``)."""
         best: dict[int, np.ndarray | InvalidImageError] = {}
-        row = -1
-        for idx, item in enumerate(items):
-            if not isinstance(item, tuple):
+        for idx, (item, prob) in enumerate(zip(items, rows, strict=True)):
+            if prob is None or item[2].quality != "best":
                 continue
-            row += 1
             image, info, options = item
-            if options.quality == "best" and probs is not None:
-                try:
-                    base = unletterbox_probability(probs[row], info)
-                    best[idx] = best_alpha(self.model, image, options.tta, self.predictor, base=base)
-                except Exception as err:  # noqa: BLE001 - fails only this request
-                    best[idx] = _internal(err, "running quality=best on")
+            try:
+                base = unletterbox_probability(prob, info)
+                best[idx] = best_alpha(self.model, image, options.tta, self.predictor, base=base)
+            except Exception as err:  # noqa: BLE001 - fails only this request
+                best[idx] = _internal(err, "running quality=best on")
         return best
 
-    def postprocess(self, data: tuple[np.ndarray | None, list[Item], dict[int, Any]]) -> list[bytes]:
-        """Probabilities back at each input's size (or the ``best`` alphas already there) -> the result its
-        options ask for (default RGBA PNG), rendered in parallel on ``self.pool``; refused requests -> JSON."""
-        probs, items, best = data
+    def postprocess(self, data: tuple[list[np.ndarray | None], list[Item], dict[int, Any]]) -> list[bytes]:
+        """Each request's (S, S) probability (None if refused) back at its input's size (or the ``best`` alpha
+        already there) -> the result its options ask for (default RGBA PNG), rendered in parallel on
+        ``self.pool``; refused requests -> JSON."""
+        rows, items, best = data
         t0 = time.perf_counter()
-        rows = iter(probs if probs is not None else ())
-        jobs = [
-            (item, next(rows) if isinstance(item, tuple) else None, best.get(idx)) for idx, item in enumerate(items)
-        ]
+        jobs = [(item, prob, best.get(idx)) for idx, (item, prob) in enumerate(zip(items, rows, strict=True))]
         rendered = list(self.pool.map(self._render, jobs))
         outputs: list[bytes] = []
         served = 0
@@ -237,7 +242,7 @@ class ResUNetHandler(BaseHandler):
             self.context.set_response_content_type(idx, item[2].content_type)
             outputs.append(result)
             served += 1
-        if probs is not None:
+        if any(prob is not None for prob in rows):
             self._metric("EncodeTime", (time.perf_counter() - t0) * 1000)
         if served:
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)

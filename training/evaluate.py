@@ -143,10 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     if not qualities or set(qualities) - set(QUALITIES):
         parser.error(f"--quality {args.quality!r}: give one or more of {', '.join(QUALITIES)}, comma-separated")
     results: dict[str, dict[str, dict]] = {}
+    by_quality: dict[str, dict[str, dict]] = {}
     worst: list = []
     for quality in qualities:
         name = "resunet" if quality == "fast" else f"resunet quality={quality}"
-        results[name] = {}
+        results[name] = by_quality[quality] = {}
         for subset, folder in folders.items():
             results[name][subset], per_image = score_subset(
                 lambda image, q=quality: predict_alpha(model, image, args.tta, q, predictor),
@@ -155,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
                 args.limit,
             )
             worst += per_image if quality == qualities[0] else []
-    report: dict = dict(results[next(iter(results))])
-    report |= {f"quality_{q}": results[f"resunet quality={q}"] for q in qualities[1:] if q != "fast"}
+    report: dict = dict(by_quality[qualities[0]])
+    report |= {f"quality_{q}": by_quality[q] for q in qualities[1:] if q != "fast"}
     if args.peers:
         from .peers import load_peers
 
