@@ -103,6 +103,9 @@ def paste_or_letterbox(background_dir: str | None, aug: AugmentConfig, paste_p: 
         background_weights=aug.background_weights,
         centre=tuple(aug.paste_centre),
         aspect_range=tuple(aug.aspect_range),
+        reflection_p=aug.reflection_p,
+        prop_p=aug.prop_p,
+        tint_p=aug.tint_p,
     )
     if paste_p >= 1.0:
         return paste

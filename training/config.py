@@ -48,6 +48,7 @@ class AugmentConfig:
     (e.g. ``{"shoe_*": 0.7, "street_*": 0.3}``; empty = every photo equally likely).
     ``aspect_range`` is the canvas' height/width range; ``letterbox_p`` is how often the canvas
     is letterboxed (black bars, as at inference) instead of randomly cropped to the square input.
+    ``reflection_p``, ``prop_p``, ``tint_p``: studio realism (see ``training.studio``).
     """
 
     canvas: int = 512
@@ -60,6 +61,9 @@ class AugmentConfig:
     letterbox_p: float = 0.0
     studio_p: float = 0.5
     shadow_p: float = 0.5
+    reflection_p: float = 0.0
+    prop_p: float = 0.0
+    tint_p: float = 0.0
     rotate: float = 20.0
     affine_p: float = 0.6
     distort_p: float = 0.1
@@ -104,6 +108,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     boundary_w0: float = 5.0
     boundary_sigma: float = 4.0
+    hole_weight: float = 0.0  # extra loss weight on the true mask's enclosed background (strap gaps)
     num_workers: int = 1  # data-loading processes; -1: all cores but two (at least one)
     seed: int = 0
 

@@ -11,25 +11,24 @@ import cv2
 import numpy as np
 
 from .backgrounds import contact_shadow, list_images, random_crop_resize, studio_sweep
+from .studio import light_prop, mirror_reflection, tint_backdrop
 
 
-def paste_object(
-    image: np.ndarray,
-    alpha: np.ndarray,
-    background: np.ndarray,
-    scale: float,
-    centre: tuple[float, float],
+def place_object(
+    image: np.ndarray, alpha: np.ndarray, canvas: tuple[int, int], scale: float, centre: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha-composite the object of ``image``/``alpha`` onto ``background``.
+    """The object of ``image``/``alpha`` resized and placed on an empty canvas of size (H, W).
 
-    image: (h, w, 3) uint8; alpha: (h, w) float in [0, 1]; background: (H, W, 3) float32.
-    scale: object bbox's longest side as a fraction of the canvas' shorter side;
-    centre: (y, x) of the object in canvas fractions. Returns (H, W, 3) uint8 and (H, W) float32 alpha.
+    image: (h, w, 3) uint8; alpha: (h, w) float in [0, 1]. scale: object bbox's longest side as a
+    fraction of the canvas' shorter side; centre: (y, x) of the object in canvas fractions.
+    Returns (H, W, 3) float32 colour and (H, W) float32 alpha (zero outside the object).
     """
-    canvas_h, canvas_w = background.shape[:2]
+    canvas_h, canvas_w = canvas
+    full_alpha = np.zeros((canvas_h, canvas_w), np.float32)
+    full_obj = np.zeros((canvas_h, canvas_w, 3), np.float32)
     ys, xs = np.nonzero(alpha > 0.02)
     if len(ys) == 0:
-        return background.astype(np.uint8), np.zeros((canvas_h, canvas_w), np.float32)
+        return full_obj, full_alpha
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     obj, obj_alpha = image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
     factor = scale * min(canvas_h, canvas_w) / max(y1 - y0, x1 - x0)
@@ -39,16 +38,31 @@ def paste_object(
     obj_alpha = np.clip(cv2.resize(obj_alpha.astype(np.float32), (new_w, new_h), interpolation=interp), 0, 1)
     top = round(centre[0] * canvas_h - new_h / 2)
     left = round(centre[1] * canvas_w - new_w / 2)
-    full_alpha = np.zeros((canvas_h, canvas_w), np.float32)
-    full_obj = np.zeros((canvas_h, canvas_w, 3), np.float32)
     cy0, cx0 = max(top, 0), max(left, 0)
     cy1, cx1 = min(top + new_h, canvas_h), min(left + new_w, canvas_w)
     if cy1 > cy0 and cx1 > cx0:
         full_alpha[cy0:cy1, cx0:cx1] = obj_alpha[cy0 - top : cy1 - top, cx0 - left : cx1 - left]
         full_obj[cy0:cy1, cx0:cx1] = obj[cy0 - top : cy1 - top, cx0 - left : cx1 - left]
-    a = full_alpha[..., None]
-    composite = full_obj * a + background * (1 - a)
-    return np.clip(composite + 0.5, 0, 255).astype(np.uint8), full_alpha
+    return full_obj, full_alpha
+
+
+def composite(obj: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``obj`` over ``background`` with ``alpha`` (all canvas-sized float32) -> (H, W, 3) uint8."""
+    a = alpha[..., None]
+    return np.clip(obj * a + background * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+
+
+def paste_object(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    background: np.ndarray,
+    scale: float,
+    centre: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha-composite the object of ``image``/``alpha`` onto ``background`` ((H, W, 3) float32), placed
+    as in ``place_object``. Returns (H, W, 3) uint8 and (H, W) float32 alpha."""
+    obj, placed = place_object(image, alpha, background.shape[:2], scale, centre)
+    return composite(obj, placed, background), placed
 
 
 class CopyPaste(A.DualTransform):
@@ -58,7 +72,10 @@ class CopyPaste(A.DualTransform):
     ``background_weights``, else uniformly) or, with ``studio_p``, a synthetic studio sweep that
     gets a soft contact shadow with ``shadow_p`` (the shadow stays background). The canvas'
     longest side is ``canvas`` and its height/width ratio is drawn from ``aspect_range``; the
-    object's centre is drawn from ``centre`` (canvas fractions). The mask is float32 alpha in [0, 1].
+    object's centre is drawn from ``centre`` (canvas fractions). Studio realism (``training.studio``,
+    all background): a studio sweep is recoloured with ``tint_p``; a pale box or plinth stands beside or
+    under the object with ``prop_p``; a glossy table's faded mirror image lies below it with
+    ``reflection_p``. The mask is float32 alpha in [0, 1].
     """
 
     def __init__(
@@ -72,6 +89,9 @@ class CopyPaste(A.DualTransform):
         background_weights: dict[str, float] | None = None,
         centre: tuple[float, float] = (0.3, 0.7),
         aspect_range: tuple[float, float] = (1.0, 1.0),
+        reflection_p: float = 0.0,
+        prop_p: float = 0.0,
+        tint_p: float = 0.0,
     ) -> None:
         super().__init__(p=p)
         self.backgrounds = list_images(background_dir) if background_dir else []
@@ -83,6 +103,7 @@ class CopyPaste(A.DualTransform):
         self.background_weights = background_weights
         self.centre = centre
         self.aspect_range = aspect_range
+        self.reflection_p, self.prop_p, self.tint_p = reflection_p, prop_p, tint_p
 
     def _canvas_size(self, rng: np.random.Generator) -> tuple[int, int]:
         ratio = rng.uniform(*self.aspect_range)
@@ -90,7 +111,8 @@ class CopyPaste(A.DualTransform):
 
     def _background(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
         if rng.random() < self.studio_p:
-            return studio_sweep(size, rng), True
+            sweep = studio_sweep(size, rng)
+            return (tint_backdrop(sweep, rng) if rng.random() < self.tint_p else sweep), True
         group = self.groups[rng.choice(len(self.groups), p=self.group_p)]
         path = group[rng.integers(len(group))]
         photo = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -102,11 +124,15 @@ class CopyPaste(A.DualTransform):
         background, studio = self._background(rng, self._canvas_size(rng))
         scale = rng.uniform(*self.scale)
         centre = (rng.uniform(*self.centre), rng.uniform(*self.centre))
+        obj, new_alpha = place_object(image, alpha, background.shape[:2], scale, centre)
+        if rng.random() < self.prop_p:
+            background = light_prop(background, new_alpha, rng)
         if studio and rng.random() < self.shadow_p:
-            _, placed = paste_object(image, alpha, np.zeros_like(background), scale, centre)
-            background = background * (1 - contact_shadow(placed, rng)[..., None])
-        composite, new_alpha = paste_object(image, alpha, background, scale, centre)
-        return {"composite": composite, "new_alpha": new_alpha}
+            background = background * (1 - contact_shadow(new_alpha, rng)[..., None])
+        if rng.random() < self.reflection_p:
+            background = mirror_reflection(background, obj, new_alpha, rng)
+        image_out = composite(obj, new_alpha, background)
+        return {"composite": image_out, "new_alpha": new_alpha}
 
     def apply(self, img: np.ndarray, composite: np.ndarray, **params: Any) -> np.ndarray:
         return composite
@@ -115,7 +141,18 @@ class CopyPaste(A.DualTransform):
         return new_alpha
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("canvas", "scale", "studio_p", "shadow_p", "background_weights", "centre", "aspect_range")
+        return (
+            "canvas",
+            "scale",
+            "studio_p",
+            "shadow_p",
+            "background_weights",
+            "centre",
+            "aspect_range",
+            "reflection_p",
+            "prop_p",
+            "tint_p",
+        )
 
 
 def _background_groups(files: list[Path], weights: dict[str, float]) -> tuple[list[list[Path]], np.ndarray]:

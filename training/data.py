@@ -77,7 +77,7 @@ class MixedSegmentationDataset(Dataset):
         length: int,
         cutout_pipeline: A.Compose,
         pair_pipeline: A.Compose,
-        weight_args: tuple[float, float] = (5.0, 4.0),
+        weight_args: tuple[float, ...] = (5.0, 4.0),
         seed: int = 0,
     ) -> None:
         self.cutouts = [p for d in cutout_dirs for p in cutout_files(d)]

@@ -7,9 +7,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .metrics import enclosed_background
 
-def boundary_weight_map(mask: np.ndarray, w0: float = 5.0, sigma: float = 4.0, base: float = 1.0) -> np.ndarray:
-    """Per-pixel weight that peaks on the object contour and falls off on both sides.
+
+def boundary_weight_map(
+    mask: np.ndarray, w0: float = 5.0, sigma: float = 4.0, base: float = 1.0, hole_weight: float = 0.0
+) -> np.ndarray:
+    """Per-pixel weight that peaks on the object contour and falls off on both sides, plus
+    ``hole_weight`` on the enclosed background (strap gaps: small in area, so plain CE hardly sees them).
 
     mask: (H, W) float alpha in [0, 1] or bool/uint8; binarised at 0.5.
     Returns (H, W) float32: ``base + w0 * exp(-d^2 / (2 sigma^2))``, d = distance (px) to the contour.
@@ -20,7 +25,10 @@ def boundary_weight_map(mask: np.ndarray, w0: float = 5.0, sigma: float = 4.0, b
     inside = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
     outside = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3)
     distance = np.where(binary > 0, inside, outside)
-    return (base + w0 * np.exp(-(distance**2) / (2 * sigma**2))).astype(np.float32)
+    weight = base + w0 * np.exp(-(distance**2) / (2 * sigma**2))
+    if hole_weight:
+        weight = weight + hole_weight * enclosed_background(binary > 0)
+    return weight.astype(np.float32)
 
 
 def weighted_cross_entropy(logits: torch.Tensor, alpha: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 
 METRIC_NAMES = ("iou", "precision", "recall", "f1", "mae")
@@ -47,3 +49,16 @@ class MetricAccumulator:
 
     def means(self) -> dict[str, float]:
         return {name: self.sums[name] / max(self.count, 1) for name in METRIC_NAMES} | {"n": self.count}
+
+
+def enclosed_background(mask: np.ndarray) -> np.ndarray:
+    """Background pixels not 4-connected to the image border (strap gaps, closed arches).
+
+    mask: (H, W) bool, or float alpha binarised at 0.5. Returns (H, W) bool.
+    """
+    background = (np.asarray(mask, dtype=np.float32) < 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(background, connectivity=4)
+    if count <= 1:
+        return np.zeros(background.shape, bool)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return (background > 0) & ~np.isin(labels, border)

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.samples_per_epoch,
         train_pipeline(cfg.augment, cfg.image_size, mean, std, background_dir, paste_p=1.0),
         train_pipeline(cfg.augment, cfg.image_size, mean, std, background_dir, paste_p=cfg.augment.copy_paste_p),
-        (cfg.boundary_w0, cfg.boundary_sigma),
+        (cfg.boundary_w0, cfg.boundary_sigma, 1.0, cfg.hole_weight),
         cfg.seed,
     )
     sampler = DistributedSampler(dataset, seed=cfg.seed) if distributed else None
