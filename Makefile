@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-WEIGHTS ?= weights/resunet.pth
+WEIGHTS ?= shoeseg/weights/resunet.pth
 MODEL_STORE ?= model_store
 SERVE_HOME ?= .serve
 SERVE_TIMEOUT ?= 300
@@ -17,29 +17,29 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev]'
 	@# compile pymatting's numba kernels once (cached in the venv), or the first refine=true request waits for it
-	$(PY) -c "import numpy as n; from handler.compose import estimate_foreground as f; f(n.zeros((8, 8, 3), n.uint8), n.full((8, 8), .5, n.float32))"
+	$(PY) -c "import numpy as n; from shoeseg.pipeline.compose import estimate_foreground as f; f(n.zeros((8, 8, 3), n.uint8), n.full((8, 8), .5, n.float32))"
 	touch $@
 
-## protos: gRPC stubs for proto/*.proto -> shoeseg_client/proto_gen/ (git-ignored)
-protos: shoeseg_client/proto_gen/inference_pb2_grpc.py
-shoeseg_client/proto_gen/inference_pb2_grpc.py: proto/inference.proto proto/management.proto shoeseg_client/protos.py | venv
-	$(PY) -m shoeseg_client.protos
+## protos: gRPC stubs for proto/*.proto -> shoeseg/client/proto_gen/ (git-ignored)
+protos: shoeseg/client/proto_gen/inference_pb2_grpc.py
+shoeseg/client/proto_gen/inference_pb2_grpc.py: proto/inference.proto proto/management.proto shoeseg/client/protos.py | venv
+	$(PY) -m shoeseg.client.protos
 
 check-weights:
 	@test -f "$(WEIGHTS)" || { echo "no shipped model yet: train one (make train) or pass WEIGHTS=path" >&2; exit 1; }
 
 ## mar: model_store/resunet.mar from WEIGHTS (+ the model and handler packages, model-config.yaml)
 mar: check-weights venv
-	$(PY) -m handler.server mar --weights "$(WEIGHTS)" --export $(MODEL_STORE)
+	$(PY) -m shoeseg.handler.server mar --weights "$(WEIGHTS)" --export $(MODEL_STORE)
 
 ## serve: (re)start TorchServe in the background from .serve/ and wait until a real prediction succeeds
 serve: check-weights venv protos mar
-	$(PY) -m handler.server start --restart --home $(SERVE_HOME) --model-store $(MODEL_STORE) \
+	$(PY) -m shoeseg.handler.server start --restart --home $(SERVE_HOME) --model-store $(MODEL_STORE) \
 		--timeout $(SERVE_TIMEOUT)
 
 ## stop: stop the server started by `make serve` and wait until its processes are gone
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m handler.server stop --home $(SERVE_HOME); fi
+	@if [ -x $(PY) ]; then $(PY) -m shoeseg.handler.server stop --home $(SERVE_HOME); fi
 
 ## test: the whole suite (unit + integration tests that start their own TorchServe on free ports)
 test: venv protos
@@ -55,7 +55,7 @@ lint: venv
 	$(PY) -m ruff format --check .
 
 clean: stop
-	rm -rf $(MODEL_STORE) $(SERVE_HOME) shoeseg_client/proto_gen
+	rm -rf $(MODEL_STORE) $(SERVE_HOME) shoeseg/client/proto_gen
 
 # ---- training / evaluation ---------------------------------------------------------------------------
 DATA_ROOT ?= ../shared/data
@@ -69,35 +69,35 @@ OUT ?= reports/eval.json
 ## and 4 at 512 px for GPU_MINUTES each (made for a GPU: ~1 h per epoch on 2 CPU cores), each resuming where a run stopped, then
 ## writes the fp16 shipped checkpoint WEIGHTS. Multi-GPU: see README.
 train: venv
-	$(PY) -m training.train --config training/configs/stage1.yaml --out $(RUNS)/stage1 --data $(DATA_ROOT) --resume
-	$(PY) -m training.train --config training/configs/stage2.yaml --out $(RUNS)/stage2 --data $(DATA_ROOT) --resume \
+	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage1.yaml --out $(RUNS)/stage1 --data $(DATA_ROOT) --resume
+	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage2.yaml --out $(RUNS)/stage2 --data $(DATA_ROOT) --resume \
 		--init $(RUNS)/stage1/best_model.pth
-	$(PY) -m training.train --config training/configs/stage3.yaml --out $(RUNS)/stage3 --data $(DATA_ROOT) --resume \
+	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage3.yaml --out $(RUNS)/stage3 --data $(DATA_ROOT) --resume \
 		--init $(RUNS)/stage2/best_model.pth
-	$(PY) -m training.train --config training/configs/stage3_gpu.yaml --out $(RUNS)/stage3_gpu --data $(DATA_ROOT) \
+	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage3_gpu.yaml --out $(RUNS)/stage3_gpu --data $(DATA_ROOT) \
 		--resume --init $(RUNS)/stage3/best_model.pth --fit-minutes $(GPU_MINUTES)
-	$(PY) -m training.train --config training/configs/stage4_gpu.yaml --out $(RUNS)/stage4_gpu --data $(DATA_ROOT) \
+	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage4_gpu.yaml --out $(RUNS)/stage4_gpu --data $(DATA_ROOT) \
 		--resume --init $(RUNS)/stage3_gpu/best_model.pth --fit-minutes $(GPU_MINUTES)
-	$(PY) -m training.ship $(RUNS)/stage4_gpu/best_model.pth $(WEIGHTS)
+	$(PY) -m shoeseg.training.ship $(RUNS)/stage4_gpu/best_model.pth $(WEIGHTS)
 
 ## train-quick: the tiny config, minutes on a CPU (a smoke run of the whole pipeline)
 train-quick: venv
-	$(PY) -m training.train --config training/configs/tiny.yaml --out $(RUNS)/tiny --data $(DATA_ROOT)
+	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/tiny.yaml --out $(RUNS)/tiny --data $(DATA_ROOT)
 
 ## eval: score WEIGHTS on DATA (images/+masks/ or subsets of them) in both quality modes (QUALITY=fast for the
 ## default one only); PEERS=1 adds u2netp and MODNet
 QUALITY ?= fast,best
 eval: venv
-	$(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) $(if $(PEERS),--peers)
+	$(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) $(if $(PEERS),--peers)
 
 ## options-gains: what tta=true, quality=best and refine=true buy on bench (subset), with the timings -> reports/options/
 options-gains: venv
 	mkdir -p reports/options
-	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --out reports/options/plain.json
-	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --out reports/options/tta.json
-	nice -n 15 $(PY) -m training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --quality best \
+	nice -n 15 $(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --out reports/options/plain.json
+	nice -n 15 $(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --out reports/options/tta.json
+	nice -n 15 $(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --quality best \
 		--out reports/options/quality_best.json
-	nice -n 15 $(PY) -m training.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
+	nice -n 15 $(PY) -m shoeseg.training.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
 
 ## gallery: docs/gallery.png (photo | mask | cutout on white) from $(DATA_ROOT)/photos with WEIGHTS
 .PHONY: gallery options-gains

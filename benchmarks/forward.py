@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import Timing, measure
-from model import runtime
+from shoeseg.model import runtime
 
 ONNX_OPSET = runtime.ONNX_OPSET
 ONNX_TOLERANCE = 1e-3  # max |probability difference| from eager fp32 an exported model may show
@@ -373,7 +373,7 @@ def bench_peers(
 ) -> tuple[list[ForwardRow], str]:
     """``session.run`` of each ONNX peer on its own preprocessing of ``image``; returns rows and a note."""
     try:
-        from training.peers import load_peers
+        from shoeseg.training.peers import load_peers
 
         peers = load_peers(peers_dir, threads)
     except Exception as err:  # noqa: BLE001 - peers are optional: the report says why they are missing

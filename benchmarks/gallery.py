@@ -1,6 +1,6 @@
 """README gallery: real photos | mask | cutout on white, through the server's own functions.
 
-    python -m benchmarks.gallery --photos ../shared/data/photos --weights weights/resunet.pth --out docs/gallery.png
+    python -m benchmarks.gallery --photos ../shared/data/photos --out docs/gallery.png [--weights ckpt.pth]
 
 (``make gallery``). A few evenly spaced photos, downscaled, two per row; the PNG stays well under 1 MB.
 """
@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from handler.compose import render
-from handler.cutout import predict_alpha
-from handler.image_io import decode_image
-from handler.options import Options
-from model import load_model
+from shoeseg.constants import DEFAULT_WEIGHTS
+from shoeseg.model import load_model
+from shoeseg.pipeline.compose import render
+from shoeseg.pipeline.cutout import predict_alpha
+from shoeseg.pipeline.image_io import decode_image
+from shoeseg.pipeline.options import Options
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 FRAME = 200
@@ -58,7 +59,7 @@ def gallery(model: object, photos: list[Path], height: int = 160, per_row: int =
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=Path("../shared/data/photos"))
-    parser.add_argument("--weights", default="weights/resunet.pth")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--out", type=Path, default=Path("docs/gallery.png"))
     parser.add_argument("--count", type=int, default=6, help="photos, evenly spaced by name")
     parser.add_argument("--height", type=int, default=160, help="tile height in pixels")

@@ -1,6 +1,6 @@
 """GPU forward report: our model and the seed architecture on CUDA, each execution path, and the masks check.
 
-    python -m benchmarks.gpu [--weights weights/resunet.pth] [--data ../shared/data/bench] [--out reports/]
+    python -m benchmarks.gpu [--weights shoeseg/weights/resunet.pth] [--data ../shared/data/bench] [--out reports/]
 
 writes ``bench_gpu.md`` / ``bench_gpu.json``. Per execution path (fp32 / bf16 / fp16 autocast, NCHW or
 channels_last, the handler's own ``foreground_probability``) and batch: median ms/batch, images/s and the
@@ -24,14 +24,15 @@ import torch
 from benchmarks.forward import count_gflops
 from benchmarks.seed_resunet import build_seed
 from benchmarks.timing import measure
-from handler.cutout import predict_alpha
-from model import load_model
-from model.inference import foreground_probability
-from training.data import pair_files, read_mask, read_rgb
-from training.evaluate import subsets
-from training.metrics import MetricAccumulator, per_image_metrics
+from shoeseg.constants import DEFAULT_WEIGHTS, REPO_ROOT
+from shoeseg.model import load_model
+from shoeseg.model.inference import foreground_probability
+from shoeseg.pipeline.cutout import predict_alpha
+from shoeseg.training.data import pair_files, read_mask, read_rgb
+from shoeseg.training.evaluate import subsets
+from shoeseg.training.metrics import MetricAccumulator, per_image_metrics
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -211,7 +212,7 @@ def write_markdown(result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=REPO / "weights" / "resunet.pth")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--data", type=Path, default=None, help="bench folder for the masks check")
     parser.add_argument("--out", type=Path, default=REPO / "reports")
     parser.add_argument("--repeats", type=int, default=20)

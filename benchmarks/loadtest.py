@@ -1,6 +1,6 @@
 """Load and fault test of a TorchServe on loopback: concurrent clients, mixed good and bad images.
 
-    python -m benchmarks.loadtest --weights weights/resunet.pth             # what `make loadtest` runs
+    python -m benchmarks.loadtest --weights shoeseg/weights/resunet.pth             # what `make loadtest` runs
     python -m benchmarks.loadtest --kill-worker-after 20 --duration 60      # fault test (`make faulttest`)
     python -m benchmarks.loadtest --url http://127.0.0.1:8080 --management http://127.0.0.1:8081
 
@@ -11,7 +11,7 @@ bad ones from tests/bad_inputs.py (must get their 4xx). A warm-up phase runs the
 worker's RSS is read after it and at the end. Bounded by ``--duration`` and ``--max-requests``.
 
 ``--kill-worker-after S`` SIGKILLs the worker S seconds into the measured phase (the frontend stays
-up) and sends every request through ``shoeseg_client.predict_rest`` with timeout and retries, counting
+up) and sends every request through ``shoeseg.client.predict_rest`` with timeout and retries, counting
 the retries; it reports when TorchServe had a new worker READY and when the first request sent after
 the kill was answered.
 """
@@ -40,13 +40,13 @@ import numpy as np
 import psutil
 from PIL import Image
 
+from benchmarks.bad_inputs import corpus, encode
 from benchmarks.prepost import jpeg_bytes, synthetic_photo
 from benchmarks.serve_load import percentile
-from handler import server as ts
-from shoeseg_client import ImageRejectedError, ServiceError, predict_rest
-from tests.bad_inputs import corpus, encode
+from shoeseg.client import ImageRejectedError, ServiceError, predict_rest
+from shoeseg.constants import REPO_ROOT, is_png
+from shoeseg.handler import server as ts
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALPHA_TOLERANCE = 2  # batched vs alone differ by at most 1/255 (tests/test_handler.py); 2 leaves a margin
 # Good images of the mix: (width, height, format). A few fixed sizes keep the worker's memory steady.
 GOOD_IMAGES = ((1600, 1200, "JPEG"), (1000, 1000, "PNG"), (800, 1200, "WEBP"), (2400, 1600, "JPEG"), (640, 480, "JPEG"))
@@ -124,7 +124,7 @@ def check_answer(payload: Payload, status: int, body: bytes) -> str:
         except ValueError:
             return f"HTTP {status} without a JSON error: {body[:160]!r}"
         return "" if error.get("code") == status and error.get("message") else f"bad error body {error}"
-    if not body.startswith(PNG_MAGIC):
+    if not is_png(body):
         return f"HTTP 200 but not a PNG: {body[:80]!r}"
     image = Image.open(io.BytesIO(body))
     if image.mode != "RGBA" or (payload.size and image.size != payload.size):
@@ -142,7 +142,7 @@ def set_references(url: str, mix: list[Payload], timeout: float = 300) -> None:
     for payload in mix:
         if payload.good:
             status, body = _post(url, payload, timeout)
-            if status != 200 or not body.startswith(PNG_MAGIC):
+            if status != 200 or not is_png(body):
                 raise ServiceError(f"reference request for {payload.name} got HTTP {status}: {body[:200]!r}")
             image = Image.open(io.BytesIO(body))
             payload.size = image.size  # EXIF-rotated photos: the served orientation
@@ -423,7 +423,7 @@ def write_report(result: dict[str, Any], out: Path, stem: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadtest", description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", type=Path, default=ts.REPO / "weights" / "resunet.pth")
+    parser.add_argument("--weights", type=Path, default=ts.DEFAULT_WEIGHTS)
     parser.add_argument("--url", help="a running server's inference address (loopback); default: start one")
     parser.add_argument("--management", default="http://127.0.0.1:8081", help="with --url: its management address")
     parser.add_argument("--clients", type=int, default=16)
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-worker-after", type=float, help="fault test: SIGKILL the worker after S seconds")
     parser.add_argument("--retries", type=int, default=5, help="fault test: client retries per request")
     parser.add_argument("--photos", type=Path, help="also send up to 8 JPEG/PNG photos from this folder")
-    parser.add_argument("--out", type=Path, default=ts.REPO / "reports")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports")
     args = parser.parse_args(argv)
     stem = "fault" if args.kill_worker_after is not None else "loadtest"
     if args.url:
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = ts.free_port_overrides()
             home = Path(tmp, "home")
             try:
-                srv = ts.start(home, mar.parent, ts.REPO / "config.properties", overrides=overrides)
+                srv = ts.start(home, mar.parent, REPO_ROOT / "config.properties", overrides=overrides)
                 print(f"TorchServe on {srv.inference_url} ready in {ts.wait_ready(srv, timeout=300):.1f} s")
                 result = run(args, srv.inference_url, srv.management_url)
             finally:

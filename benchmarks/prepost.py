@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.timing import Timing, measure
-from handler.image_io import decode_image, encode_rgba_png, letterbox, unletterbox_probability
-from model.config import IMAGENET_MEAN, IMAGENET_STD
+from shoeseg.model.config import IMAGENET_MEAN, IMAGENET_STD
+from shoeseg.pipeline.image_io import decode_image, encode_rgba_png, letterbox, unletterbox_probability
 
 PNG_LEVELS = (0, 1, 3, 6)
 DEFAULT_IMAGES = ((1500, 1500), (4000, 3000))  # (width, height)

@@ -17,7 +17,7 @@ from benchmarks.forward import CHANNELS_LAST, EAGER, ONNX_TOLERANCE, ORT, Forwar
 from benchmarks.prepost import StageRow
 from benchmarks.serve_load import ServerRun
 from benchmarks.timing import MachineInfo, Peak
-from handler.image_io import DEFAULT_PNG_LEVEL
+from shoeseg.pipeline.image_io import DEFAULT_PNG_LEVEL
 
 SPEEDUP_BAR = 4.0  # our fastest forward vs the seed's eager fp32, batch 1
 E2E_BAR = 3.0  # our end-to-end images/s with 4 clients vs the seed's (derived)

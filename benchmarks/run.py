@@ -1,7 +1,7 @@
 """Benchmark report: model forward (every execution path, the seed, the peers), FLOPs vs the machine's peak,
 pre/post-processing, and the end-to-end server, all in one run so the ratios are meaningful.
 
-    python -m benchmarks.run [--quick] [--tiny] [--out reports/] [--weights weights/resunet.pth]
+    python -m benchmarks.run [--quick] [--tiny] [--out reports/] [--weights shoeseg/weights/resunet.pth]
 
 writes ``bench.md``, ``bench.json`` and ``bench.png`` into ``--out`` and prints the Markdown report.
 ``--quick``: few repeats, no torch.compile, no server (a smoke run). ``--tiny``: a small ResUNet at 128x128
@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from shoeseg.constants import DEFAULT_WEIGHTS, REPO_ROOT
+
 # Before numpy / torch / cv2 start their thread pools and before albumentations can phone home.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -30,10 +32,10 @@ from benchmarks.report import Results, bars, write_report  # noqa: E402
 from benchmarks.seed_resunet import build_seed  # noqa: E402
 from benchmarks.serve_load import ServerRun, bench_server  # noqa: E402
 from benchmarks.timing import Peak, load_average, machine_info, ort_matmul_peak, torch_matmul_peak  # noqa: E402
-from model import ModelConfig, build_model, load_model, save_checkpoint  # noqa: E402
+from shoeseg.model import ModelConfig, build_model, load_model, save_checkpoint  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = REPO / "weights" / "resunet.pth"
+REPO = REPO_ROOT
+DEFAULT_WEIGHTS = DEFAULT_WEIGHTS
 DEFAULT_PEERS = REPO.parent / "shared" / "peers"
 TINY = ModelConfig(
     encoder="tf_efficientnet_lite0", decoder_channels=(32, 24, 16, 16), skip_channels=8, refine_channels=8,

@@ -29,8 +29,7 @@ from typing import Any
 
 import yaml
 
-MODEL_NAME = "resunet"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from shoeseg.constants import MODEL_NAME, is_png
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -112,7 +111,7 @@ def run_load(url: str, payload: bytes, clients: int, requests_per_client: int, t
             start = time.perf_counter()
             try:
                 status, body = post_image(url, payload, timeout)
-                problem = "" if status == 200 and body.startswith(PNG_MAGIC) else f"HTTP {status}: {body[:200]!r}"
+                problem = "" if status == 200 and is_png(body) else f"HTTP {status}: {body[:200]!r}"
             except OSError as err:
                 problem = f"{type(err).__name__}: {err}"
             took = time.perf_counter() - start
@@ -146,7 +145,7 @@ def load_levels(
             status, body = post_image(url, payload, 300)
         except OSError as err:
             raise ConnectionError(f"warm-up request to {url} failed: {err}") from err
-        if status != 200 or not body.startswith(PNG_MAGIC):
+        if status != 200 or not is_png(body):
             raise ConnectionError(f"warm-up request to {url} got HTTP {status}: {body[:300]!r}")
     results = []
     for n in clients:
@@ -215,7 +214,7 @@ def server_unavailable() -> str:
     if not shutil.which("java"):
         return "no `java` on PATH (TorchServe's frontend needs Java 11+)"
     try:
-        import handler.server  # noqa: F401
+        import shoeseg.handler.server  # noqa: F401
     except Exception as err:  # noqa: BLE001
         return f"handler.server not importable: {type(err).__name__}: {err}"
     return ""
@@ -241,7 +240,7 @@ def bench_server(
     why = server_unavailable()
     if why:
         return [ServerRun(b, "skipped", why) for b in batch_sizes]
-    from handler import server as ts
+    from shoeseg.handler import server as ts
 
     runs = []
     for batch_size in batch_sizes:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from handler import server as ts_server
+from shoeseg.handler import server as ts_server
 from tests.serving_helpers import running_server
+
+# Exported ONNX graphs of the tests' tiny checkpoints go to a folder of this run, not ~/.cache/shoeseg
+# (set before any test runs, so subprocesses inherit it).
+os.environ.setdefault("SHOESEG_CACHE", tempfile.mkdtemp(prefix="shoeseg-test-cache-"))
 
 # Limits of the shared server, small enough that the corpus can exceed them cheaply: the handler refuses
 # bodies above HANDLER_MAX_BYTES with a JSON 413, the frontend those above FRONTEND_MAX_BYTES (bare 413).

@@ -12,11 +12,12 @@ import psutil
 import yaml
 from PIL import Image
 
-from handler import server as ts_server
-from model import ModelConfig, build_model, save_checkpoint
-from tests.bad_inputs import png_header_only  # noqa: F401 - re-exported for the older tests
+from benchmarks.bad_inputs import png_header_only  # noqa: F401 - re-exported for the older tests
+from shoeseg.constants import REPO_ROOT
+from shoeseg.handler import server as ts_server
+from shoeseg.model import ModelConfig, build_model, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 TINY = ModelConfig(
     encoder="tf_efficientnet_lite0",
     decoder_channels=(32, 24, 16, 16),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handler.image_io import DEFAULT_MAX_BYTES, InvalidImageError, decode_image, request_payload
-from tests.bad_inputs import corpus
+from benchmarks.bad_inputs import corpus
+from shoeseg.pipeline.image_io import DEFAULT_MAX_BYTES, InvalidImageError, decode_image, request_payload
 
 LIMIT = 64 * 1024  # the byte limit under test: small, so the over-limit case stays small too
 CASES = corpus(max_bytes=LIMIT)

@@ -33,7 +33,7 @@ from benchmarks.serve_load import (
     run_load,
 )
 from benchmarks.timing import Peak, Timing, machine_info
-from handler.image_io import DEFAULT_PNG_LEVEL
+from shoeseg.pipeline.image_io import DEFAULT_PNG_LEVEL
 
 OURS_PATHS = [fw.EAGER, fw.CHANNELS_LAST, fw.COMPILE, fw.ORT, fw.ORT_INT8, fw.TORCH_INT8, fw.TORCHSCRIPT]
 
@@ -171,7 +171,7 @@ def test_load_levels_sends_at_least_two_requests_per_client(fake_server: str) ->
 
 
 def test_load_levels_refuses_an_unreachable_server() -> None:
-    from handler.server import free_ports
+    from shoeseg.handler.server import free_ports
 
     with pytest.raises(ConnectionError, match="warm-up request"):
         load_levels(f"http://127.0.0.1:{free_ports(1)[0]}/predictions/resunet", b"jpeg", (1,), 1, log=print)
@@ -257,7 +257,7 @@ def test_gpu_report_paths_agree_with_fp32_and_render(tmp_path: Path) -> None:
     """The GPU report's execution paths, run on the CPU with a tiny model: same probabilities as fp32
     (channels_last exactly, autocast within its precision), and a Markdown table with a failed row."""
     from benchmarks import gpu
-    from model import build_model
+    from shoeseg.model import build_model
     from tests.serving_helpers import TINY
 
     model = build_model(TINY).eval()

@@ -1,4 +1,4 @@
-"""shoeseg_client without a server: how answers are classified and how the command line reads options."""
+"""shoeseg.client without a server: how answers are classified and how the command line reads options."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from shoeseg_client import ImageRejectedError, ServiceError
-from shoeseg_client.__main__ import main
-from shoeseg_client.client import _result
+from shoeseg.client import ImageRejectedError, ServiceError
+from shoeseg.client.__main__ import main
+from shoeseg.client.client import _result
 
 
 def encoded(fmt: str) -> bytes:

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handler import server as ts_server
-from shoeseg_client.client import PNG_MAGIC, grpc_channel, grpc_stubs
-from tests.bad_inputs import Case, corpus
+from benchmarks.bad_inputs import Case, corpus
+from shoeseg.client.client import grpc_channel, grpc_stubs
+from shoeseg.constants import is_png
+from shoeseg.handler import server as ts_server
 from tests.conftest import FRONTEND_MAX_BYTES, HANDLER_MAX_BYTES
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ CASES = corpus(max_bytes=HANDLER_MAX_BYTES, frontend_max_bytes=FRONTEND_MAX_BYTE
 
 
 def post(srv: ts_server.Server, case: Case) -> tuple[int, bytes]:
-    """POST over a kept-alive connection, as our client does (see shoeseg_client.predict_rest)."""
+    """POST over a kept-alive connection, as our client does (see shoeseg.client.predict_rest)."""
     body, content_type = case.http_body()
     conn = http.client.HTTPConnection(urllib.parse.urlsplit(srv.inference_url).netloc, timeout=180)
     try:
@@ -41,7 +42,7 @@ def post(srv: ts_server.Server, case: Case) -> tuple[int, bytes]:
 
 
 def check_cutout(case: Case, body: bytes) -> None:
-    assert body.startswith(PNG_MAGIC), body[:200]
+    assert is_png(body), body[:200]
     image = Image.open(io.BytesIO(body))
     assert (image.mode, image.size) == ("RGBA", case.size)
     if case.colour:
@@ -88,7 +89,7 @@ def test_corpus_rest_and_grpc_worker_survives(server: ts_server.Server) -> None:
             assert code == "OK", f"{name}: gRPC {code} {body[:200]!r}"
             check_cutout(case, body)
         else:
-            assert code == "OK" and not body.startswith(PNG_MAGIC), f"{name}: gRPC {code}"
+            assert code == "OK" and not is_png(body), f"{name}: gRPC {code}"
             check_error(case, expected, body, case.grpc_words)
     after = ts_server.worker_status(server)
     assert [(w["pid"], w["status"]) for w in after] == [(before[0]["pid"], "READY")]

@@ -10,8 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from handler.readiness import main as readiness_main
-from handler.server import free_ports, read_properties
+from shoeseg.handler.readiness import main as readiness_main
+from shoeseg.handler.server import free_ports, read_properties
 from tests.serving_helpers import REPO
 
 K8S = REPO / "deploy" / "k8s"
@@ -80,7 +80,7 @@ def test_ports_probes_and_scrape_annotations_agree() -> None:
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and int(annotations["prometheus.io/port"]) == ports["metrics"]
     for probe in ("startupProbe", "readinessProbe"):  # worker status, not /ping (healthy before the model loads)
-        assert container[probe]["exec"]["command"] == ["python", "-m", "handler.readiness"]
+        assert container[probe]["exec"]["command"] == ["python", "-m", "shoeseg.handler.readiness"]
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")["mountPath"]
     assert container["args"][-1] == f"{mount}/config.properties"
     service = load("service.yaml")
@@ -106,7 +106,7 @@ def test_dockerfile_copies_what_exists_and_serves_the_mounted_config() -> None:
         for source in line.split()[:-1]:
             if not source.startswith("${"):
                 assert (REPO / source).exists(), source
-    assert "ARG WEIGHTS=weights/resunet.pth" in text
+    assert "ARG WEIGHTS=shoeseg/weights/resunet.pth" in text
     deployment_args = load("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"CMD {str(deployment_args).replace(chr(39), chr(34))}" in text
 

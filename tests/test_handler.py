@@ -13,11 +13,11 @@ from PIL import Image
 from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
-import handler.resunet_handler as handler_module
-from handler.cutout import predict_alpha
-from handler.image_io import decode_image
-from handler.options import Options
-from handler.resunet_handler import ResUNetHandler
+import shoeseg.pipeline.remover as remover_module
+from shoeseg.handler.resunet_handler import ResUNetHandler
+from shoeseg.pipeline.cutout import predict_alpha
+from shoeseg.pipeline.image_io import decode_image
+from shoeseg.pipeline.options import Options
 from tests.serving_helpers import REPO, image_bytes, tiny_checkpoint
 
 
@@ -122,14 +122,14 @@ def test_unexpected_failure_fails_only_its_request(
     handler_and_context: tuple[ResUNetHandler, Context], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handler, context = handler_and_context
-    real = handler_module.render
+    real = handler.remover.render
 
-    def flaky(image: np.ndarray, alpha: np.ndarray, options: Options, level: int) -> bytes:
+    def flaky(image: np.ndarray, alpha: np.ndarray, options: Options) -> bytes:
         if image.shape[1] == 13:
             raise MemoryError("simulated")
-        return real(image, alpha, options, level)
+        return real(image, alpha, options)
 
-    monkeypatch.setattr(handler_module, "render", flaky)
+    monkeypatch.setattr(handler.remover, "render", flaky)
     out = run(handler, context, [{"body": image_bytes(13, 20)}, {"body": image_bytes(30, 20)}])
     assert json.loads(out[0])["code"] == 500 and context.get_response_status(0)[0] == 500
     assert Image.open(io.BytesIO(out[1])).size == (30, 20)
@@ -158,7 +158,7 @@ def test_quality_best_per_request_in_a_batch(
     def broken(*args: object, **kwargs: object) -> np.ndarray:
         raise RuntimeError("simulated")
 
-    monkeypatch.setattr(handler_module, "best_alpha", broken)
+    monkeypatch.setattr(remover_module, "best_alpha", broken)
     out = run(handler, context, [{"body": a, "quality": b"best"}, {"body": b}])
     assert json.loads(out[0])["code"] == 500 and "quality=best" in json.loads(out[0])["message"]
     assert Image.open(io.BytesIO(out[1])).size == (40, 70)

@@ -1,4 +1,4 @@
-"""handler.image_io: decoding every accepted format, letterbox geometry, the RGBA PNG, the error paths."""
+"""shoeseg.pipeline.image_io: decoding every accepted format, letterbox geometry, the RGBA PNG, the error paths."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handler.image_io import (
+from shoeseg.model.config import IMAGENET_MEAN, IMAGENET_STD
+from shoeseg.pipeline.image_io import (
     DEFAULT_MAX_PIXELS,
     InvalidImageError,
     decode_image,
@@ -19,7 +20,6 @@ from handler.image_io import (
     request_payload,
     unletterbox_probability,
 )
-from model.config import IMAGENET_MEAN, IMAGENET_STD
 from tests.serving_helpers import png_header_only
 
 W, H = 37, 53  # odd on purpose
@@ -209,7 +209,7 @@ def test_unletterbox_constant() -> None:
 
 def test_letterbox_matches_training_eval_pipeline() -> None:
     """Serving must see what validation saw: same resize, centred zero padding, normalisation."""
-    augment = pytest.importorskip("training.augment")
+    augment = pytest.importorskip("shoeseg.training.augment")
     image = gradient(700, 500)
     ours, _ = letterbox(image, 256, IMAGENET_MEAN, IMAGENET_STD)
     theirs = augment.eval_pipeline(256, IMAGENET_MEAN, IMAGENET_STD)(image=image)["image"].numpy()

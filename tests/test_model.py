@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import ModelConfig, build_model, load_model, read_checkpoint, save_checkpoint
+from shoeseg.model import ModelConfig, build_model, load_model, read_checkpoint, save_checkpoint
 from tests.serving_helpers import TINY
 
 

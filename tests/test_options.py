@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from handler.compose import NoObjectError, crop_box, estimate_foreground, over, render
-from handler.cutout import alpha_at_size, best_alpha, predict_alpha
-from handler.image_io import encode_rgba_png
-from handler.options import ALLOWED, OptionError, Options, parse_options, split_request
-from model import build_model
-from model.inference import edge_uncertainty, foreground_probability, most_confident, scale_sizes
+from shoeseg.model import build_model
+from shoeseg.model.inference import edge_uncertainty, foreground_probability, most_confident, scale_sizes
+from shoeseg.pipeline.compose import NoObjectError, crop_box, estimate_foreground, over, render
+from shoeseg.pipeline.cutout import alpha_at_size, best_alpha, predict_alpha
+from shoeseg.pipeline.image_io import encode_rgba_png
+from shoeseg.pipeline.options import ALLOWED, OptionError, Options, parse_options, split_request
 from tests.serving_helpers import TINY
 
 

@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handler import server as ts_server
-from handler.compose import render
-from handler.cutout import predict_alpha
-from handler.image_io import decode_image
-from handler.options import parse_options
-from handler.readiness import ready_workers
-from model import load_model
-from shoeseg_client.client import grpc_channel, grpc_stubs
+from shoeseg.client.client import grpc_channel, grpc_stubs
+from shoeseg.constants import is_webp
+from shoeseg.handler import server as ts_server
+from shoeseg.handler.readiness import ready_workers
+from shoeseg.model import load_model
+from shoeseg.pipeline.compose import render
+from shoeseg.pipeline.cutout import predict_alpha
+from shoeseg.pipeline.image_io import decode_image
+from shoeseg.pipeline.options import parse_options
 from tests.serving_helpers import image_bytes
 
 pytestmark = pytest.mark.integration
@@ -200,22 +201,22 @@ def test_query_on_predictions_path_is_dropped_by_torchserve(server: ts_server.Se
 
 
 def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None:
-    """deploy/k8s's readiness probe (python -m handler.readiness) against a real server."""
+    """deploy/k8s's readiness probe (python -m shoeseg.handler.readiness) against a real server."""
     assert ready_workers(server.management_url) == 1
     assert ready_workers(server.management_url, model="nonexistent") == 0
 
 
 def test_client_sends_options_over_rest_and_grpc(server: ts_server.Server, local_model) -> None:
-    """shoeseg_client's ``options=``: the same result as the in-process path, WebP accepted, a bad option
+    """shoeseg.client's ``options=``: the same result as the in-process path, WebP accepted, a bad option
     raised as ImageRejectedError naming it (REST 400 and gRPC's JSON prediction alike)."""
-    from shoeseg_client import ImageRejectedError, predict_grpc, predict_rest
+    from shoeseg.client import ImageRejectedError, predict_grpc, predict_rest
 
     options = {"output": "rgb", "bg": "f5f5f5", "size": 60, "format": "webp"}
     want = expected(local_model, {k: str(v) for k, v in options.items()})
     rest = predict_rest(PHOTO, url=server.inference_url, options=options)
     grpc = predict_grpc(PHOTO, target=server.grpc_inference, options=options)
     for got in (rest, grpc):
-        assert got[:4] == b"RIFF" and got[8:12] == b"WEBP"
+        assert is_webp(got)
         assert np.abs(pixels(got).astype(int) - want.astype(int)).mean() < 2  # lossy WebP colour
     for send in (
         lambda: predict_rest(PHOTO, url=server.inference_url, options={"output": "jpeg"}, retries=0),

@@ -13,11 +13,10 @@ import pytest
 from PIL import Image
 
 import predict
-from handler.compose import render
-from handler.cutout import predict_alpha
-from handler.image_io import decode_image
-from handler.options import Options
-from model import load_model
+from shoeseg.pipeline.compose import render
+from shoeseg.pipeline.image_io import decode_image
+from shoeseg.pipeline.options import Options
+from shoeseg.pipeline.remover import Remover
 from tests.serving_helpers import REPO, image_bytes, tiny_checkpoint
 
 
@@ -85,9 +84,9 @@ def test_every_option_as_a_flag(weights: Path, tmp_path: Path, flags: list[str],
     args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"), "--weights", str(weights)]
     assert predict.main([*args, *flags]) == 0
     produced = (tmp_path / "out" / "shoe").with_suffix(options.suffix).read_bytes()
-    model = load_model(weights, "cpu")
+    remover = Remover(weights)  # the CPU server's path: the ONNX graph in onnxruntime
     image = decode_image(data)
-    assert produced == render(image, predict_alpha(model, image, options.tta), options)  # the server's functions
+    assert produced == render(image, remover.predict_alpha(image, options), options)  # the server's functions
     result = Image.open(io.BytesIO(produced))
     assert result.format == options.format.upper()
     assert result.mode == {"rgba": "RGBA", "mask": "L", "rgb": "RGB"}[options.output]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import ts
 
-from shoeseg_client.client import grpc_stubs
+from shoeseg.client.client import grpc_stubs
+from shoeseg.constants import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 @pytest.mark.parametrize("name", ["inference.proto", "management.proto"])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from handler.resunet_handler import choose_predictor
-from model import build_model
-from model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor, export_onnx
+from shoeseg.handler.resunet_handler import choose_predictor
+from shoeseg.model import build_model
+from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor, export_onnx
 from tests.serving_helpers import TINY
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handler import server as ts_server
+from shoeseg.handler import server as ts_server
 from tests.serving_helpers import REPO
 
 

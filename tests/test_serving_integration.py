@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handler import server as ts_server
-from shoeseg_client import ImageRejectedError, ping_grpc, predict_grpc, predict_rest
+from shoeseg.client import ImageRejectedError, ping_grpc, predict_grpc, predict_rest
+from shoeseg.handler import server as ts_server
 from tests.serving_helpers import image_bytes, png_header_only
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,9 @@ def test_archive_carries_its_code(server: ts_server.Server) -> None:
     mar = next(server.home.parent.glob("store/*.mar"))
     names = set(zipfile.ZipFile(mar).namelist())
     expected = {"resunet_handler.py", "model-config.yaml", "tiny.pth", "resunet.onnx", "MAR-INF/MANIFEST.json"}
-    assert expected | {"model/__init__.py", "handler/image_io.py", "handler/resunet_handler.py"} <= names
+    packed = {"shoeseg/__init__.py", "shoeseg/constants.py", "shoeseg/model/__init__.py", "shoeseg/pipeline/remover.py"}
+    assert expected | packed | {"shoeseg/handler/resunet_handler.py"} <= names
+    assert not any(name.startswith(("shoeseg/training/", "shoeseg/client/", "shoeseg/weights/")) for name in names)
     # the worker imported the packages unpacked from the .mar (under the server's TMPDIR), not the checkout
     log = (server.logs / "model_log.log").read_text()
     found = re.search(r"packages from (\S+)", log)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from model import load_model
-from training.augment import train_pipeline
-from training.config import AugmentConfig, TrainConfig
-from training.copy_paste import CopyPaste, paste_object
-from training.losses import boundary_weight_map, segmentation_loss, weighted_cross_entropy, weighted_dice_loss
-from training.metrics import MetricAccumulator, per_image_metrics
+from shoeseg.model import load_model
+from shoeseg.training.augment import train_pipeline
+from shoeseg.training.config import AugmentConfig, TrainConfig
+from shoeseg.training.copy_paste import CopyPaste, paste_object
+from shoeseg.training.losses import boundary_weight_map, segmentation_loss, weighted_cross_entropy, weighted_dice_loss
+from shoeseg.training.metrics import MetricAccumulator, per_image_metrics
 
 
 def disc(size: int = 32, radius: int = 8) -> np.ndarray:
@@ -160,11 +160,11 @@ def make_tiny_data(root: Path) -> None:
 
 
 def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
-    from training.train import main
+    from shoeseg.training.train import main
 
     data, out = tmp_path / "data", tmp_path / "run"
     make_tiny_data(data)
-    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    config = Path(__file__).parents[1] / "shoeseg/training/configs/tiny.yaml"
     main(["--config", str(config), "--out", str(out), "--data", str(data)])
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and set(history[0]["val"]["white"]) >= {"iou", "precision", "recall", "f1", "mae"}
@@ -176,10 +176,10 @@ def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
 
 
 def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
-    from model import build_model, save_checkpoint
+    from shoeseg.model import build_model, save_checkpoint
+    from shoeseg.training.evaluate import main as evaluate
+    from shoeseg.training.ship import main as ship
     from tests.serving_helpers import TINY
-    from training.evaluate import main as evaluate
-    from training.ship import main as ship
 
     data = tmp_path / "data"
     make_tiny_data(data)
@@ -202,7 +202,7 @@ def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
 
 
 def test_composite_set_pastes_each_cutout_with_its_mask(tmp_path: Path) -> None:
-    from training.composite_set import main as composite_set
+    from shoeseg.training.composite_set import main as composite_set
 
     make_tiny_data(tmp_path)
     for backgrounds in (["--backgrounds", str(tmp_path / "backgrounds" / "[01].jpg")], ["--studio"]):
@@ -223,18 +223,18 @@ def test_composite_set_pastes_each_cutout_with_its_mask(tmp_path: Path) -> None:
 
 
 def test_cutouts_without_alpha_are_skipped(tmp_path: Path) -> None:
-    from training.data import cutout_files
+    from shoeseg.training.data import cutout_files
 
     make_tiny_data(tmp_path)
     assert sorted(p.stem for p in cutout_files(tmp_path / "shoes/train")) == ["0", "1", "2", "3"]
 
 
 def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Path) -> None:
-    from training.train import main
+    from shoeseg.training.train import main
 
     data, out = tmp_path / "data", tmp_path / "run"
     make_tiny_data(data)
-    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    config = Path(__file__).parents[1] / "shoeseg/training/configs/tiny.yaml"
     # a budget far below one epoch's time: the run stops after the first epoch instead of running five
     main(["--config", str(config), "--out", str(out), "--data", str(data), "--epochs", "5", "--fit-minutes", "1e-6"])
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
@@ -242,11 +242,11 @@ def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Pa
 
 
 def test_fit_minutes_never_plans_more_epochs_than_the_config_asks(tmp_path: Path) -> None:
-    from training.train import main
+    from shoeseg.training.train import main
 
     data, out = tmp_path / "data", tmp_path / "run"
     make_tiny_data(data)
-    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    config = Path(__file__).parents[1] / "shoeseg/training/configs/tiny.yaml"
     # a budget of hours for a run of seconds: the plan (made after epochs 1 and 2) stays at the 3 epochs asked
     main(["--config", str(config), "--out", str(out), "--data", str(data), "--epochs", "3", "--fit-minutes", "600"])
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
@@ -262,9 +262,9 @@ def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
 
     data, out = tmp_path / "data", tmp_path / "run"
     make_tiny_data(data)
-    config = Path(__file__).parents[1] / "training/configs/tiny.yaml"
+    config = Path(__file__).parents[1] / "shoeseg/training/configs/tiny.yaml"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "training.train", "--config", str(config), "--out", str(out), "--data", str(data)]
+    command += ["-m", "shoeseg.training.train", "--config", str(config), "--out", str(out), "--data", str(data)]
     command += ["--epochs", "3", "--fit-minutes", "1e-6"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=600)
@@ -284,7 +284,7 @@ def test_a_stage_config_inherits_its_base_and_writes_only_what_changes(tmp_path:
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\nname: loop\n")
     with pytest.raises(ValueError, match="leads back to itself"):
         TrainConfig.load(tmp_path / "loop.yaml")
-    shipped = Path(__file__).parents[1] / "training/configs"
+    shipped = Path(__file__).parents[1] / "shoeseg/training/configs"
     gpu, stage4 = TrainConfig.load(shipped / "stage3_gpu.yaml"), TrainConfig.load(shipped / "stage4_gpu.yaml")
     assert (stage4.image_size, stage4.batch_size, stage4.augment) == (512, 16, gpu.augment)
     assert stage4.lr == gpu.lr / 2

@@ -1,6 +1,6 @@
 """Shrink a data root for a remote training machine: every image down to what training can use.
 
-    python -m training.pack_data --out .gpudata [--data ../shared/data]
+    python -m shoeseg.training.pack_data --out .gpudata [--data ../shared/data]
 
 Training composes on a ``canvas`` (512 px) and validates at ``val_size`` (512 px), so pixels beyond
 that never reach the model. Cutouts keep a lossless alpha (WebP, alpha_quality 100); bench images are

@@ -16,11 +16,12 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from shoeseg.constants import DEFAULT_GRPC_TARGET, DEFAULT_INFERENCE_URL, MODEL_NAME, is_png, is_webp
+
 Options = Mapping[str, str | int | float | bool]
-DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_GRPC = "127.0.0.1:7070"
-MODEL = "resunet"
+DEFAULT_URL = DEFAULT_INFERENCE_URL
+DEFAULT_GRPC = DEFAULT_GRPC_TARGET
+MODEL = MODEL_NAME
 # Above the server's max_response_size (256 MiB) and max_request_size (150 MiB).
 GRPC_MAX_MESSAGE = 300 * 1024 * 1024
 # Worker busy / restarting / out of resources: TorchServe answers 507 "Worker died." to the requests a
@@ -52,7 +53,7 @@ def _rejection(status: int, body: bytes) -> ImageRejectedError:
 
 def _result(body: bytes, where: str) -> bytes:
     """The server's answer if it is an image (PNG or WebP); a JSON error as ``ImageRejectedError``."""
-    if body.startswith(PNG_MAGIC) or (body[:4] == b"RIFF" and body[8:12] == b"WEBP"):
+    if is_png(body) or is_webp(body):
         return body
     if body.lstrip()[:1] == b"{":
         raise _rejection(400, body)
@@ -144,12 +145,12 @@ def predict_rest(
 def grpc_stubs() -> tuple[Any, Any]:
     """(inference_pb2, inference_pb2_grpc), generating them first if `make protos` was not run."""
     try:
-        from shoeseg_client.proto_gen import inference_pb2, inference_pb2_grpc
+        from shoeseg.client.proto_gen import inference_pb2, inference_pb2_grpc
     except ImportError:
-        from shoeseg_client.protos import generate
+        from shoeseg.client.protos import generate
 
         generate()
-        from shoeseg_client.proto_gen import inference_pb2, inference_pb2_grpc
+        from shoeseg.client.proto_gen import inference_pb2, inference_pb2_grpc
     return inference_pb2, inference_pb2_grpc
 
 

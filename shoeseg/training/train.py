@@ -1,7 +1,7 @@
-"""Train one stage: ``python -m training.train --config training/configs/stage1.yaml --out runs/stage1``.
+"""Train one stage: ``python -m shoeseg.training.train --config shoeseg/training/configs/stage1.yaml --out runs/s1``.
 
 Resumes from ``<out>/last.pth`` with ``--resume``; keeps ``<out>/best_model.pth`` (best mean
-validation IoU). Multi-GPU: ``torchrun --nproc_per_node N -m training.train ...`` (DDP).
+validation IoU). Multi-GPU: ``torchrun --nproc_per_node N -m shoeseg.training.train ...`` (DDP).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from model import ModelConfig, build_model, read_checkpoint, save_checkpoint
-from model.pretrained import load_imagenet_encoder
+from shoeseg.model import ModelConfig, build_model, read_checkpoint, save_checkpoint
+from shoeseg.model.pretrained import load_imagenet_encoder
 
 from .augment import eval_pipeline, train_pipeline
 from .config import TrainConfig, data_root
@@ -100,7 +100,7 @@ def validate(model: torch.nn.Module, loaders: dict[str, DataLoader], device: tor
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="stage YAML, e.g. training/configs/stage1.yaml")
+    parser.add_argument("--config", required=True, help="stage YAML, e.g. shoeseg/training/configs/stage1.yaml")
     parser.add_argument("--out", required=True, help="run folder for last.pth, best_model.pth, train.log")
     parser.add_argument("--data", default=None, help="data root (default $SHOESEG_DATA or ../shared/data)")
     parser.add_argument("--init", default=None, help="override the config's init (imagenet|scratch|ckpt path)")

@@ -10,7 +10,7 @@
   sees after placing the cutout on a new background;
 - the same with the true alpha (``oracle_*``): the method's own ceiling.
 
-    python -m training.refine_eval --data ../shared/data --weights weights/resunet.pth --limit 40
+    python -m shoeseg.training.refine_eval --data ../shared/data --weights shoeseg/weights/resunet.pth --limit 40
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handler.compose import estimate_foreground
-from handler.cutout import predict_alpha
-from model import load_model
+from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS
+from shoeseg.model import load_model
+from shoeseg.pipeline.compose import estimate_foreground
+from shoeseg.pipeline.cutout import predict_alpha
 
 GREEN = np.array([0, 200, 0], np.float32)
 
@@ -56,8 +57,8 @@ def errors(fg_hat: np.ndarray, alpha_hat: np.ndarray, fg: np.ndarray, alpha: np.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data", help="holds shoes/val and backgrounds/")
-    parser.add_argument("--weights", default="weights/resunet.pth")
+    parser.add_argument("--data", default=DEFAULT_DATA_ROOT, help="holds shoes/val and backgrounds/")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--limit", type=int, default=40, help="evenly spaced cutouts (0: all 133)")
     parser.add_argument("--out", default="reports/refine.json")
     parser.add_argument("--threads", type=int, default=0)

@@ -3,9 +3,9 @@
 For scoring away from the benchmark's own pictures, e.g. the ``shoes/val`` cutouts on the ``street_*``
 photos that ``bench/`` never uses, or on synthetic studio sweeps; then ``make eval DATA=<out>``:
 
-    python -m training.composite_set --cutouts ../shared/data/shoes/val \\
+    python -m shoeseg.training.composite_set --cutouts ../shared/data/shoes/val \\
         --backgrounds '../shared/data/backgrounds/street_*' --out /tmp/street_check
-    python -m training.composite_set --cutouts ../shared/data/shoes/val --studio --out /tmp/studio_check
+    python -m shoeseg.training.composite_set --cutouts ../shared/data/shoes/val --studio --out /tmp/studio_check
 
 Each cutout goes once on a canvas of random size and aspect, at a random scale (its longest side a
 fraction ``--scale`` of the canvas' shorter side) and place; seeded, so the same arguments give the same set.

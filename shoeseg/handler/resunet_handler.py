@@ -23,27 +23,23 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
-from handler.compose import render
-from handler.cutout import best_alpha
-from handler.image_io import (
+from shoeseg.model import load_model
+from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
+from shoeseg.pipeline.image_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
     LetterboxInfo,
-    decode_image,
-    letterbox,
     request_payload,
-    unletterbox_probability,
 )
-from handler.options import OptionError, Options, parse_options, split_request
-from model import load_model
-from model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
+from shoeseg.pipeline.options import OptionError, Options, parse_options, split_request
+from shoeseg.pipeline.remover import Remover
 
 logger = logging.getLogger(__name__)
 
 # One entry per request: the decoded image, where it sits in the letterbox and the request's options
-# (handler/options.py), or why it was refused.
+# (shoeseg/pipeline/options.py), or why it was refused.
 Item = tuple[np.ndarray, LetterboxInfo, Options] | InvalidImageError
 Decoded = tuple[np.ndarray, Options] | InvalidImageError  # a request's image and options, or why not
 
@@ -102,7 +98,10 @@ def choose_predictor(
 
 
 class ResUNetHandler(BaseHandler):
-    """Decode -> letterbox -> batched ResUNet forward -> un-letterbox -> RGBA PNG at the input's size."""
+    """Decode -> letterbox -> batched ResUNet forward -> un-letterbox -> RGBA PNG at the input's size.
+
+    Each step is the pipeline's (``shoeseg.pipeline.Remover``); this class wires them to TorchServe's
+    context, batching, metrics and per-request errors."""
 
     def initialize(self, context: Any) -> None:
         props = context.system_properties
@@ -111,10 +110,10 @@ class ResUNetHandler(BaseHandler):
         gpu_id = props.get("gpu_id")
         use_cuda = torch.cuda.is_available() and gpu_id is not None
         self.device = torch.device(f"cuda:{gpu_id}" if use_cuda else "cpu")
-        self.model = load_model(path, self.device)
+        model = load_model(path, self.device)
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
-        self.predictor = choose_predictor(
-            self.model,
+        predictor = choose_predictor(
+            model,
             Path(props["model_dir"]),
             settings.get("runtime", "auto"),
             bool(settings.get("onnx_memory_arena", True)),
@@ -125,9 +124,15 @@ class ResUNetHandler(BaseHandler):
             self.defaults = parse_options({"quality": str(settings.get("quality", "fast"))})
         except OptionError as err:
             raise ValueError(f"handler.quality in model-config.yaml: {err.message}") from err
-        self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
+        self.remover = Remover(
+            path,
+            model=model,
+            predictor=predictor,
+            max_pixels=int(settings.get("max_pixels", DEFAULT_MAX_PIXELS)),
+            png_level=int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL)),
+        )
+        self.model, self.predictor = model, predictor
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
-        self.png_level = int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
         # Photos of every size pass through one long-lived worker: without trimming, glibc keeps the pages
         # of the largest batch so far and the RSS ratchets up with the traffic's mix (measured: +17 % in 40 s).
@@ -186,7 +191,7 @@ class ResUNetHandler(BaseHandler):
         try:
             fields, options = split_request(request, content_type, self.defaults)
             payload = request_payload(fields, content_type, self.max_request_bytes)
-            return decode_image(payload, self.max_pixels), options
+            return self.remover.decode(payload), options
         except InvalidImageError as err:
             return err
         except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
@@ -197,30 +202,28 @@ class ResUNetHandler(BaseHandler):
         if isinstance(item, InvalidImageError):
             return item
         image, options = item
-        cfg = self.model.config
         try:
-            array, info = letterbox(image, cfg.input_size, cfg.mean, cfg.std)
+            array, info = self.remover.prepare(image)
         except Exception as err:  # noqa: BLE001
             return _internal(err, "resizing")
         return image, info, options, array
 
     def inference(self, data: torch.Tensor, tta: list[bool] | bool = False, *args: Any, **kwargs: Any) -> np.ndarray:
         """(N, 3, S, S) normalised -> (N, S, S) float32 foreground probability (``tta`` per image)."""
-        return self.predictor(data, tta)
+        return self.remover.forward(data, tta)
 
     def best_quality(
         self, rows: list[np.ndarray | None], items: list[Item]
     ) -> dict[int, np.ndarray | InvalidImageError]:
         """For each ``quality=best`` request (by index): its alpha at the input's size, the most confident of
-        its batch probability (``rows``) and the model's passes at the other sizes (``handler.cutout.best_alpha``)."""
+        its batch probability (``rows``) and the model's passes at the other sizes (``Remover.alpha``)."""
         best: dict[int, np.ndarray | InvalidImageError] = {}
         for idx, (item, prob) in enumerate(zip(items, rows, strict=True)):
             if prob is None or item[2].quality != "best":
                 continue
             image, info, options = item
             try:
-                base = unletterbox_probability(prob, info)
-                best[idx] = best_alpha(self.model, image, options.tta, self.predictor, base=base)
+                best[idx] = self.remover.alpha(image, prob, info, options)
             except Exception as err:  # noqa: BLE001 - fails only this request
                 best[idx] = _internal(err, "running quality=best on")
         return best
@@ -258,8 +261,8 @@ class ResUNetHandler(BaseHandler):
             return alpha
         image, info, options = item
         try:
-            alpha = unletterbox_probability(prob, info) if alpha is None else alpha
-            out = render(image, alpha, options, self.png_level)
+            alpha = self.remover.alpha(image, prob, info, options) if alpha is None else alpha
+            out = self.remover.render(image, alpha, options)
         except InvalidImageError as err:  # e.g. crop=true on an image with no object: 422
             return err
         except Exception as err:  # noqa: BLE001

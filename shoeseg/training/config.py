@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-DEFAULT_DATA_ROOT = "../shared/data"
+from shoeseg.constants import DEFAULT_DATA_ROOT
 
 
 def data_root(override: str | None = None) -> Path:

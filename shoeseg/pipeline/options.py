@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from handler.image_io import InvalidImageError
+from shoeseg.pipeline.image_io import InvalidImageError
 
 OUTPUTS = ("rgba", "mask", "rgb")
 FORMATS = ("png", "webp")

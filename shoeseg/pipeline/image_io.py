@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from shoeseg.constants import is_webp
+
 # Formats we decode; anything else is refused with 415. The JPEG opener also reads MPO (phones' multi-picture).
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 # Largest accepted image in pixels: 48 MP covers every current DSLR and phone at full resolution while
@@ -129,7 +131,7 @@ def _looks_like_base64(data: bytes) -> bool:
     return head.startswith(b"data:image/") or (len(head) >= 16 and _BASE64.fullmatch(head) is not None)
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
     """Any PIL mode -> (H, W, 3) uint8 RGB; alpha is composited on white, 16-bit and float scaled to 8-bit."""
     if image.mode.startswith("I;16"):
         grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
@@ -179,7 +181,7 @@ def decode_image(data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT
         with contextlib.suppress(Exception):  # corrupt EXIF: keep the stored orientation
             image = ImageOps.exif_transpose(image)
     try:
-        return _to_rgb(image)
+        return pil_to_rgb(image)
     except Exception as err:  # noqa: BLE001
         raise InvalidImageError(f"cannot convert {image.mode} {image.format} image to RGB ({err})", 415) from err
 
@@ -252,7 +254,7 @@ def _sniff_unsupported(data: bytes) -> str | None:
 
 def _sniff_supported(data: bytes) -> str | None:
     """The format a body claims by its magic number, if it is one we read (RIFF....WEBP too)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if is_webp(data):
         return "WEBP"
     return next((name for magic, name in _SUPPORTED_MAGIC.items() if data.startswith(magic)), None)
 

@@ -1,6 +1,6 @@
 """Build the model archive and run one TorchServe in its own folder: start, wait until it serves, stop.
 
-Shared by the Makefile (``python -m handler.server mar|start|stop``) and the integration tests. Each
+Shared by the Makefile (``python -m shoeseg.handler.server mar|start|stop``) and the integration tests. Each
 server lives in a ``home`` folder holding its rendered config, TMPDIR (pid file, worker sockets, the
 unpacked .mar), logs and console output, so several servers never meet.
 """
@@ -26,9 +26,19 @@ import numpy as np
 import psutil
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-MODEL_NAME = "resunet"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from shoeseg.constants import (
+    DEFAULT_GRPC_INFERENCE_PORT,
+    DEFAULT_INFERENCE_URL,
+    DEFAULT_MANAGEMENT_URL,
+    DEFAULT_WEIGHTS,
+    MODEL_NAME,
+    PACKAGE_DIR,
+    REPO_ROOT,
+    is_png,
+)
+
+WORKER_PACKAGES = ("model", "pipeline", "handler")  # what a TorchServe worker imports
+
 _PATH_KEYS = ("metrics_config", "model_store", "workflow_store", "plugins_path")
 
 
@@ -86,14 +96,15 @@ def build_mar(
     weights: Path,
     export_dir: Path,
     model_name: str = MODEL_NAME,
-    config_file: Path = REPO / "model-config.yaml",
+    config_file: Path = REPO_ROOT / "model-config.yaml",
     onnx: bool = True,
 ) -> Path:
-    """Pack ``weights`` + the ``model`` and ``handler`` packages (+ the ONNX graph of ``weights`` for
-    CPU workers, unless ``onnx`` is False) into ``export_dir/<model_name>.mar``.
+    """Pack ``weights`` + the parts of the ``shoeseg`` package a worker runs (model, pipeline, handler; not
+    training, the client or the shipped weights) + the ONNX graph of ``weights`` for CPU workers, unless
+    ``onnx`` is False, into ``export_dir/<model_name>.mar``.
 
-    torch-model-archiver copies a directory given in --extra-files by its contents, so both packages are
-    staged under one folder whose contents (the two package folders) land at the archive root, which
+    torch-model-archiver copies a directory given in --extra-files by its contents, so the package is
+    staged under one folder whose contents (``shoeseg/`` and the graph) land at the archive root, which
     TorchServe puts on the worker's sys.path.
     """
     weights = Path(weights)
@@ -103,12 +114,14 @@ def build_mar(
     export_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="shoeseg-mar-") as tmp:
         src = Path(tmp, "src")
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "proto_gen")
-        for package in ("model", "handler"):
-            shutil.copytree(REPO / package, src / package, ignore=ignore)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for part in WORKER_PACKAGES:
+            shutil.copytree(PACKAGE_DIR / part, src / "shoeseg" / part, ignore=ignore)
+        for module in ("__init__.py", "constants.py"):
+            shutil.copy2(PACKAGE_DIR / module, src / "shoeseg" / module)
         if onnx:  # the CPU worker's graph, exported once here instead of compiled at every worker start
-            from model import load_model
-            from model.runtime import ONNX_FILE, export_onnx
+            from shoeseg.model import load_model
+            from shoeseg.model.runtime import ONNX_FILE, export_onnx
 
             model = load_model(weights, "cpu")
             export_onnx(model, src / ONNX_FILE, model.config.input_size)
@@ -117,7 +130,7 @@ def build_mar(
             "--model-name", model_name,
             "--version", "1.0",
             "--serialized-file", str(weights),
-            "--handler", str(REPO / "handler" / "resunet_handler.py"),
+            "--handler", str(PACKAGE_DIR / "handler" / "resunet_handler.py"),
             "--extra-files", str(src),
             "--config-file", str(config_file),
             "--export-path", str(export_dir),
@@ -152,11 +165,11 @@ class Server:
 
     @property
     def inference_url(self) -> str:
-        return self.props.get("inference_address", "http://127.0.0.1:8080")
+        return self.props.get("inference_address", DEFAULT_INFERENCE_URL)
 
     @property
     def management_url(self) -> str:
-        return self.props.get("management_address", "http://127.0.0.1:8081")
+        return self.props.get("management_address", DEFAULT_MANAGEMENT_URL)
 
     @property
     def metrics_url(self) -> str:
@@ -165,7 +178,7 @@ class Server:
     @property
     def grpc_inference(self) -> str:
         host = self.props.get("grpc_inference_address", "127.0.0.1")
-        return f"{host}:{self.props.get('grpc_inference_port', '7070')}"
+        return f"{host}:{self.props.get('grpc_inference_port', DEFAULT_GRPC_INFERENCE_PORT)}"
 
     def env(self) -> dict[str, str]:
         """Environment that pins TorchServe's temp files (pid file, sockets) and logs to ``home``."""
@@ -249,7 +262,7 @@ def server_at(home: Path) -> Server:
 def start(
     home: Path,
     model_store: Path,
-    config: Path = REPO / "config.properties",
+    config: Path = REPO_ROOT / "config.properties",
     models: str = f"{MODEL_NAME}={MODEL_NAME}.mar",
     overrides: dict[str, str] | None = None,
 ) -> Server:
@@ -340,7 +353,7 @@ def wait_ready(server: Server, model: str = MODEL_NAME, timeout: float = 300) ->
                 status, body = http_request(url, probe_image(), timeout=60, token=key)
             except (OSError, urllib.error.URLError):
                 status, body = 0, b""
-            if status == 200 and body.startswith(PNG_MAGIC):
+            if status == 200 and is_png(body):
                 return time.monotonic() - start_time
             if status not in (0, 503):  # 503: worker busy or restarting, anything else will not heal
                 raise ServerError(f"probe prediction failed: HTTP {status} {body[:500]!r}\n{server.log_tail()}")
@@ -370,18 +383,18 @@ def stop(home: Path, timeout: float = 60) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handler.server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m shoeseg.handler.server", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mar = sub.add_parser("mar", help="build the model archive")
-    mar.add_argument("--weights", type=Path, default=REPO / "weights" / "resunet.pth")
-    mar.add_argument("--export", type=Path, default=REPO / "model_store")
+    mar.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    mar.add_argument("--export", type=Path, default=REPO_ROOT / "model_store")
     run = sub.add_parser("start", help="start TorchServe and wait until it serves")
-    run.add_argument("--model-store", type=Path, default=REPO / "model_store")
-    run.add_argument("--config", type=Path, default=REPO / "config.properties")
+    run.add_argument("--model-store", type=Path, default=REPO_ROOT / "model_store")
+    run.add_argument("--config", type=Path, default=REPO_ROOT / "config.properties")
     run.add_argument("--timeout", type=float, default=300)
     run.add_argument("--restart", action="store_true", help="stop a server already running from --home first")
     for p in (run, sub.add_parser("stop", help="stop the server started from --home")):
-        p.add_argument("--home", type=Path, default=REPO / ".serve")
+        p.add_argument("--home", type=Path, default=REPO_ROOT / ".serve")
     args = parser.parse_args(argv)
     try:
         if args.command == "mar":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from handler.image_io import (
+from shoeseg.pipeline.image_io import (
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
     alpha_to_uint8,
@@ -18,7 +18,7 @@ from handler.image_io import (
     encode_rgba_png,
     png_params,
 )
-from handler.options import OptionError, Options
+from shoeseg.pipeline.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
 CROP_NOISE = 8 / 255

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from handler.image_io import letterbox, unletterbox_probability
-from model.inference import foreground_probability, most_confident, scale_sizes
-from model.runtime import Predictor
+from shoeseg.model.inference import foreground_probability, most_confident, scale_sizes
+from shoeseg.model.runtime import Predictor
+from shoeseg.pipeline.image_io import letterbox, unletterbox_probability
 
 
 def alpha_at_size(

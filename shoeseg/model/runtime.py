@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.inference import foreground_probability, mirror_average
+from shoeseg.model.inference import foreground_probability, mirror_average
 
 ONNX_OPSET = 18
 ONNX_INPUT, ONNX_OUTPUT = "image", "foreground"

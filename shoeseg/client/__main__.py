@@ -1,8 +1,8 @@
 """Cut out one photo with the running ShoeSeg server.
 
-    python -m shoeseg_client shoe.jpg -o cutout.png                  # REST, http://127.0.0.1:8080
-    python -m shoeseg_client shoe.jpg -o cutout.png --grpc           # gRPC, 127.0.0.1:7070
-    python -m shoeseg_client shoe.jpg -o white.webp -O output=rgb -O format=webp -O size=1200
+    python -m shoeseg.client shoe.jpg -o cutout.png                  # REST, http://127.0.0.1:8080
+    python -m shoeseg.client shoe.jpg -o cutout.png --grpc           # gRPC, 127.0.0.1:7070
+    python -m shoeseg.client shoe.jpg -o white.webp -O output=rgb -O format=webp -O size=1200
 
 Exit status: 0 written, 2 the server refused the image (message says why), 1 any other failure.
 """
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from shoeseg_client.client import (
+from shoeseg.client.client import (
     DEFAULT_GRPC,
     DEFAULT_URL,
     MODEL,
@@ -27,7 +27,7 @@ from shoeseg_client.client import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shoeseg_client", description="Background removal client")
+    parser = argparse.ArgumentParser(prog="python -m shoeseg.client", description="Background removal client")
     parser.add_argument("image", type=Path, help="input photo (JPEG, PNG, WebP, BMP, TIFF, GIF)")
     parser.add_argument(
         "-o", "--output", type=Path, help="file to write (default: <image>_cutout.png, .webp with format=webp)"

@@ -1,6 +1,6 @@
 """Score a checkpoint on ``images/`` + ``masks/`` folders at each image's own resolution.
 
-``python -m training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
+``python -m shoeseg.training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
 prints a table, writes ``{subset: {iou, precision, recall, f1, mae, n, s_per_image}}`` (per-image means;
 with ``--peers`` also ``"peers": {name: {subset: ...}}``) and a PNG grid of the worst cutouts beside it.
 ``--tta`` scores the test-time augmented prediction (the server's ``tta=true``); ``--quality fast,best``
@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handler.cutout import predict_alpha
-from handler.options import QUALITIES
-from model import load_model
-from model.runtime import ONNX_FILE, OnnxPredictor, export_onnx
+from shoeseg.constants import DEFAULT_WEIGHTS
+from shoeseg.model import load_model
+from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, export_onnx
+from shoeseg.pipeline.cutout import predict_alpha
+from shoeseg.pipeline.options import QUALITIES
 
 from .data import pair_files, read_mask, read_rgb
 from .metrics import MetricAccumulator, per_image_metrics
 
-DEFAULT_WEIGHTS = "weights/resunet.pth"
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 

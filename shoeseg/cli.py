@@ -1,0 +1,191 @@
+"""The ``shoeseg`` command: cut out photos in-process, run the server, score a model.
+
+    shoeseg remove shoe.jpg -o cutout.png                  # one file (default: shoe_cutout.png beside it)
+    shoeseg remove photos/ -o cutouts/ --output rgb --bg '#f0f0f0' --crop --size 1200
+    shoeseg remove - < shoe.jpg > cutout.png               # stdin -> stdout
+    shoeseg serve                                          # TorchServe on the shipped model (make serve)
+    shoeseg stop
+    shoeseg eval --data ../shared/data/bench
+
+``remove`` takes the server's request options as flags with the same names, values and errors. A folder
+is walked recursively into the same tree under ``-o``; results that already exist are skipped, so an
+interrupted run picks up where it stopped; failures are listed at the end and make the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from shoeseg.constants import DEFAULT_WEIGHTS, REPO_ROOT
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+SWITCHES = ("crop", "refine", "tta")  # options that are flags on the command line (true when given)
+OPTION_DEST = "option_"  # argparse names of the option flags, apart from the command's own (--output in predict.py)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, output_flag: str = "--output") -> None:
+    """Every request option as a flag (help text from the option parser's own ``ALLOWED``)."""
+    from shoeseg.pipeline.options import ALLOWED
+
+    group = parser.add_argument_group("cutout options (the server's request options)")
+    for key, text in ALLOWED.items():
+        flag = output_flag if key == "output" else f"--{key}"
+        allowed = text.replace("%", "%%")  # argparse formats help with %
+        if key in SWITCHES:
+            group.add_argument(flag, dest=OPTION_DEST + key, action="store_true", help=f"{key}=true")
+        else:
+            group.add_argument(flag, dest=OPTION_DEST + key, metavar=key.upper(), help=allowed)
+
+
+def option_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The option flags given -> the server's option fields (switches as "true")."""
+    from shoeseg.pipeline.options import ALLOWED
+
+    given = {key: getattr(args, OPTION_DEST + key) for key in ALLOWED}
+    fields = {key: value for key, value in given.items() if key not in SWITCHES and value is not None}
+    return fields | {key: "true" for key in SWITCHES if given[key]}
+
+
+def image_jobs(source: Path, target: Path | None, suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file -> ``target`` (a folder: inside it; None: ``<stem>_cutout`` beside it);
+    a folder -> every image below it, into the same tree under ``target`` (None: ``<folder>_cutout``)."""
+    if source.is_dir():
+        root = target or source.with_name(f"{source.name}_cutout")
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        return [(p, (root / p.relative_to(source)).with_suffix(suffix)) for p in files]
+    if target is None:
+        return [(source, source.with_name(f"{source.stem}_cutout{suffix}"))]
+    if target.is_dir():
+        return [(source, target / f"{source.stem}{suffix}")]
+    return [(source, target)]
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` so an interrupted run never leaves a partial file that a resumed run would skip."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def run_jobs(cutout: Callable[[bytes], bytes], jobs: Sequence[tuple[Path, Path]], overwrite: bool = False) -> int:
+    """Cut out each job's input into its output (existing outputs skipped unless ``overwrite``), a progress
+    bar on stderr; returns the exit status: 0, or 1 when any image failed (each listed)."""
+    from tqdm import tqdm
+
+    from shoeseg.pipeline.image_io import InvalidImageError
+
+    todo = [(s, t) for s, t in jobs if overwrite or not t.exists()]
+    failures = []
+    for source, target in tqdm(todo, desc="cutouts", unit="image", disable=len(todo) < 2, file=sys.stderr):
+        try:
+            write_atomically(target, cutout(source.read_bytes()))
+        except (InvalidImageError, OSError) as err:
+            failures.append(f"{source}: {getattr(err, 'message', err)}")
+    for line in failures:
+        print(f"FAILED {line}", file=sys.stderr)
+    skipped = len(jobs) - len(todo)
+    print(
+        f"{len(todo) - len(failures)} written, {len(failures)} failed, {skipped} skipped (already there)",
+        file=sys.stderr,
+    )
+    return 1 if failures else 0
+
+
+def remove_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from shoeseg.pipeline import InvalidImageError, OptionError, Remover, parse_options
+
+    try:
+        options = parse_options(option_fields(args))
+    except OptionError as err:
+        parser.error(f"--{err.option}: {err.message}")
+    source = str(args.input)
+    if source != "-" and not Path(source).exists():
+        parser.error(f"{source}: no such file or folder")
+    remover = Remover(args.weights, args.device, args.runtime)
+
+    def cutout(data: bytes) -> bytes:
+        return remover.cutout(data, options)
+
+    if source == "-":
+        try:
+            data = cutout(sys.stdin.buffer.read())
+        except InvalidImageError as err:
+            print(f"error: {err.message}", file=sys.stderr)
+            return 1
+        if args.out and str(args.out) != "-":
+            write_atomically(Path(args.out), data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        return 0
+    jobs = image_jobs(Path(source), Path(args.out) if args.out else None, options.suffix)
+    if not jobs:
+        parser.error(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it")
+    return run_jobs(cutout, jobs, args.overwrite)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from shoeseg.handler import server
+
+    home = args.home or REPO_ROOT / ".serve"
+    store = args.model_store or REPO_ROOT / "model_store"
+    code = server.main(["mar", "--weights", str(args.weights or DEFAULT_WEIGHTS), "--export", str(store)])
+    if code:
+        return code
+    start = ["start", "--restart", "--home", str(home), "--model-store", str(store), "--timeout", str(args.timeout)]
+    return server.main(start + (["--config", str(args.config)] if args.config else []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shoeseg", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    remove = sub.add_parser("remove", help="cut out a photo, a folder of photos, or stdin", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    remove.set_defaults(subparser=remove)  # its usage line for errors
+    remove.add_argument("input", help="an image file, a folder (recursive), or - for stdin")
+    remove.add_argument("-o", "--out", help="output file or folder (- or none with stdin: stdout)")
+    remove.add_argument("--weights", help=f"checkpoint (default: the shipped {DEFAULT_WEIGHTS.name})")
+    remove.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    remove.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
+                        help="auto: onnxruntime on CPU (what the CPU server runs), PyTorch on CUDA")  # fmt: skip
+    remove.add_argument("--overwrite", action="store_true", help="redo results that already exist")
+    add_option_flags(remove)
+    serve = sub.add_parser("serve", help="start TorchServe on the model in the background (what `make serve` does)")
+    serve.add_argument("--weights", help="checkpoint to serve (default: the shipped one)")
+    serve.add_argument("--home", type=Path, help="the server's folder: config, logs, pid (default .serve/)")
+    serve.add_argument("--model-store", type=Path, help="where the .mar is built (default model_store/)")
+    serve.add_argument("--config", type=Path, help="config.properties (default: the checkout's)")
+    serve.add_argument("--timeout", type=float, default=300, help="seconds to wait for a READY worker")
+    stop = sub.add_parser("stop", help="stop the server that `shoeseg serve` started")
+    stop.add_argument("--home", type=Path, help="the server's folder (default .serve/)")
+    sub.add_parser("eval", help="score a model on labelled images (see `shoeseg eval --help`)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:  # its own parser, with its own --help
+        from shoeseg.training import evaluate
+
+        evaluate.main(argv[1:])
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "remove":
+        return remove_command(args, args.subparser)
+    if args.command == "serve":
+        return serve_command(args)
+    from shoeseg.handler import server
+
+    return server.main(["stop", "--home", str(args.home or REPO_ROOT / ".serve")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
