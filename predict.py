@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         jobs = image_jobs(args.input_dir, args.output_dir, options.suffix)
     remover = Remover(args.weights, args.device)
-    return run_jobs(lambda data: remover.cutout(data, options), jobs, overwrite=bool(args.image))
+    return run_jobs(lambda data: remover.process(data, options), jobs, overwrite=bool(args.image))
 
 
 if __name__ == "__main__":

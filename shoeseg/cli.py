@@ -19,8 +19,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shoeseg.constants import DEFAULT_WEIGHTS, REPO_ROOT
+from shoeseg.constants import DEFAULT_LOW_CONFIDENCE, DEFAULT_WEIGHTS, REPO_ROOT
+
+if TYPE_CHECKING:
+    from shoeseg.pipeline.remover import Cutout
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 SWITCHES = ("crop", "refine", "tta")  # options that are flags on the command line (true when given)
@@ -72,25 +76,40 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def run_jobs(cutout: Callable[[bytes], bytes], jobs: Sequence[tuple[Path, Path]], overwrite: bool = False) -> int:
+def run_jobs(
+    cutout: Callable[[bytes], Cutout],
+    jobs: Sequence[tuple[Path, Path]],
+    overwrite: bool = False,
+    low_confidence: float = DEFAULT_LOW_CONFIDENCE,
+) -> int:
     """Cut out each job's input into its output (existing outputs skipped unless ``overwrite``), a progress
-    bar on stderr; returns the exit status: 0, or 1 when any image failed (each listed)."""
+    bar on stderr, a ``CHECK`` line for each cutout less confident than ``low_confidence`` (the ones worth a
+    look); returns the exit status: 0, or 1 when any image failed (each listed)."""
     from tqdm import tqdm
 
     from shoeseg.pipeline.image_io import InvalidImageError
 
     todo = [(s, t) for s, t in jobs if overwrite or not t.exists()]
-    failures = []
-    for source, target in tqdm(todo, desc="cutouts", unit="image", disable=len(todo) < 2, file=sys.stderr):
+    failures, unsure = [], 0
+    bar = tqdm(todo, desc="cutouts", unit="image", disable=len(todo) < 2, file=sys.stderr)
+    for source, target in bar:
         try:
-            write_atomically(target, cutout(source.read_bytes()))
+            result = cutout(source.read_bytes())
+            write_atomically(target, result.data)
         except (InvalidImageError, OSError) as err:
             failures.append(f"{source}: {getattr(err, 'message', err)}")
+            continue
+        if result.confidence < low_confidence:
+            unsure += 1
+            bar.write(f"CHECK {target} (confidence {result.confidence:.3f})", file=sys.stderr)
+        elif len(todo) == 1:
+            print(f"{target} (confidence {result.confidence:.3f})", file=sys.stderr)
     for line in failures:
         print(f"FAILED {line}", file=sys.stderr)
     skipped = len(jobs) - len(todo)
     print(
-        f"{len(todo) - len(failures)} written, {len(failures)} failed, {skipped} skipped (already there)",
+        f"{len(todo) - len(failures)} written, {len(failures)} failed, {skipped} skipped (already there); "
+        f"{unsure} to check (confidence < {low_confidence})",
         file=sys.stderr,
     )
     return 1 if failures else 0
@@ -108,15 +127,17 @@ def remove_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         parser.error(f"{source}: no such file or folder")
     remover = Remover(args.weights, args.device, args.runtime)
 
-    def cutout(data: bytes) -> bytes:
-        return remover.cutout(data, options)
+    def cutout(data: bytes) -> Cutout:
+        return remover.process(data, options)
 
     if source == "-":
         try:
-            data = cutout(sys.stdin.buffer.read())
+            result = cutout(sys.stdin.buffer.read())
         except InvalidImageError as err:
             print(f"error: {err.message}", file=sys.stderr)
             return 1
+        data = result.data
+        print(f"confidence {result.confidence:.3f}", file=sys.stderr)
         if args.out and str(args.out) != "-":
             write_atomically(Path(args.out), data)
         else:
@@ -126,7 +147,7 @@ def remove_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     jobs = image_jobs(Path(source), Path(args.out) if args.out else None, options.suffix)
     if not jobs:
         parser.error(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it")
-    return run_jobs(cutout, jobs, args.overwrite)
+    return run_jobs(cutout, jobs, args.overwrite, args.low_confidence)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -156,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
                         help="auto: onnxruntime on CPU (what the CPU server runs), PyTorch on CUDA")  # fmt: skip
     remove.add_argument("--overwrite", action="store_true", help="redo results that already exist")
+    remove.add_argument("--low-confidence", type=float, default=DEFAULT_LOW_CONFIDENCE, metavar="C",
+                        help="list cutouts less confident than C as CHECK lines (default %(default)s)")  # fmt: skip
     add_option_flags(remove)
     serve = sub.add_parser("serve", help="start TorchServe on the model in the background (what `make serve` does)")
     serve.add_argument("--weights", help="checkpoint to serve (default: the shipped one)")

@@ -27,6 +27,10 @@ DEFAULT_INFERENCE_URL = f"http://{DEFAULT_HOST}:{DEFAULT_INFERENCE_PORT}"
 DEFAULT_MANAGEMENT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_MANAGEMENT_PORT}"
 DEFAULT_GRPC_TARGET = f"{DEFAULT_HOST}:{DEFAULT_GRPC_INFERENCE_PORT}"
 
+# Cutouts less confident than this (shoeseg.model.inference.cutout_confidence) are flagged for a person's look:
+# the command's CHECK lines, the server's LowConfidenceCutouts counter (model-config.yaml handler.low_confidence).
+DEFAULT_LOW_CONFIDENCE = 0.5
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

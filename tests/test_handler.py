@@ -14,7 +14,7 @@ from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 import shoeseg.pipeline.remover as remover_module
-from shoeseg.handler.resunet_handler import ResUNetHandler
+from shoeseg.handler.resunet_handler import CONFIDENCE_HEADER, ResUNetHandler
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.pipeline.image_io import decode_image
 from shoeseg.pipeline.options import Options
@@ -177,3 +177,26 @@ def test_a_bad_quality_default_stops_the_worker_with_the_setting_named(tmp_path)
     )
     with pytest.raises(ValueError, match=r"handler.quality in model-config.yaml: bad value quality='high'"):
         ResUNetHandler().initialize(context)
+
+
+def test_each_cutout_carries_its_confidence(
+    handler_and_context: tuple[ResUNetHandler, Context], caplog: pytest.LogCaptureFixture
+) -> None:
+    """X-Cutout-Confidence on every served request (what the library computes), none on a refused one; the
+    cutouts under handler.low_confidence are counted in LowConfidenceCutouts."""
+    handler, context = handler_and_context
+    a, b = image_bytes(90, 60), image_bytes(40, 70)
+    out = run(handler, context, [{"body": a}, {"body": b"junk"}, {"body": b}])
+    headers = [context.get_response_headers(i) for i in range(3)]
+    assert CONFIDENCE_HEADER not in headers[1] and json.loads(out[1])["code"] == 415
+    for data, head in ((a, headers[0]), (b, headers[2])):
+        value = float(head[CONFIDENCE_HEADER])
+        assert 0.0 <= value <= 1.0 and value == handler.remover.process(data).confidence
+    low, handler.low_confidence = handler.low_confidence, 1.01  # every cutout counts as unsure
+    try:
+        with caplog.at_level(logging.INFO):
+            run(handler, context, [{"body": a}, {"body": b"junk"}, {"body": b}])
+    finally:
+        handler.low_confidence = low
+    emitted = " ".join(r.getMessage() for r in caplog.records if "[METRICS]" in r.getMessage())
+    assert "[METRICS]LowConfidenceCutouts.Count:2" in emitted

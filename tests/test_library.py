@@ -41,6 +41,7 @@ def test_remove_takes_bytes_path_pil_and_numpy_alike(remover: Remover, weights: 
     assert len(set(results)) == 1
     image = shoeseg.remove(data, weights=weights, device="cpu")
     assert isinstance(image, Image.Image) and (image.mode, image.size) == ("RGBA", (70, 50))
+    assert image.info["confidence"] == remover.process(data).confidence
     assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(results[0]))))
 
 
@@ -84,6 +85,8 @@ def test_command_on_a_file_and_stdin(weights: Path, remover: Remover, tmp_path: 
     done = run_cli("remove", str(tmp_path / "shoe.jpg"), "--weights", str(weights), "--size", "20")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "shoe_cutout.png").read_bytes() == remover.cutout(data, parse_options({"size": "20"}))
+    confidence = remover.process(data, parse_options({"size": "20"})).confidence
+    assert f"shoe_cutout.png (confidence {confidence:.3f})".encode() in done.stderr
     piped = run_cli("remove", "-", "--weights", str(weights), stdin=data)
     assert piped.returncode == 0 and piped.stdout == remover.cutout(data), piped.stderr
     bad = run_cli("remove", "-", "--weights", str(weights), stdin=b"junk")
@@ -108,6 +111,8 @@ def test_command_on_a_folder_is_recursive_and_resumable(weights: Path, tmp_path:
     (tmp_path / "in" / "a" / "broken.png").unlink()
     again = run_cli(*args)
     assert again.returncode == 0 and b"0 written, 0 failed, 2 skipped" in again.stderr
+    unsure = run_cli(*args, "--overwrite", "--low-confidence", "1.01")  # every cutout below it: listed to check
+    assert unsure.returncode == 0 and unsure.stderr.count(b"CHECK ") == 2 and b"2 to check" in unsure.stderr
 
 
 def test_every_option_is_a_flag() -> None:

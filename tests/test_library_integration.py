@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from shoeseg.handler import server as ts_server
@@ -22,3 +24,15 @@ def test_remove_is_byte_identical_to_the_server(server: ts_server.Server, option
     for status, _, body in (via_query(server, options, photo), via_form(server, options, photo)):
         assert status == 200, body[:300]
         assert body == local
+
+
+def test_rest_answer_carries_the_cutout_confidence(server: ts_server.Server) -> None:
+    remover = Remover(next(server.home.parent.glob("tiny.pth")), "cpu")
+    photo = image_bytes(150, 110, "JPEG")
+    request = urllib.request.Request(f"{server.inference_url}/predictions/resunet", data=photo, method="POST")
+    request.add_header("Content-Type", "application/octet-stream")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        value = response.headers["X-Cutout-Confidence"]
+        body = response.read()
+    local = remover.process(photo)
+    assert body == local.data and value == f"{local.confidence:.3f}"

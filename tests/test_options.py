@@ -11,7 +11,13 @@ import torch
 from PIL import Image
 
 from shoeseg.model import build_model
-from shoeseg.model.inference import edge_uncertainty, foreground_probability, most_confident, scale_sizes
+from shoeseg.model.inference import (
+    cutout_confidence,
+    edge_uncertainty,
+    foreground_probability,
+    most_confident,
+    scale_sizes,
+)
 from shoeseg.pipeline.compose import NoObjectError, crop_box, estimate_foreground, over, render
 from shoeseg.pipeline.cutout import alpha_at_size, best_alpha, predict_alpha
 from shoeseg.pipeline.image_io import encode_rgba_png
@@ -235,3 +241,15 @@ def test_server_defaults_fill_only_what_the_request_leaves_out() -> None:
     assert parse_options({"quality": "fast"}, best).quality == "fast"
     assert parse_options({"output": "mask"}, best) == Options(output="mask", quality="best")
     assert split_request({"data": b"\x89PNG" * 40, "tta": "1"}, None, best)[1] == Options(tta=True, quality="best")
+
+
+def test_cutout_confidence_ranks_decided_masks_first() -> None:
+    crisp = np.zeros((64, 64), np.float32)
+    crisp[16:48, 16:48] = 1.0
+    soft = cv2.GaussianBlur(crisp, (15, 15), 0)
+    unsure = np.full((64, 64), 0.55, np.float32)
+    scores = [cutout_confidence(m) for m in (crisp, soft, unsure)]
+    assert scores[0] == 1.0 and 1.0 > scores[1] > scores[2] >= 0.0
+    assert cutout_confidence(np.zeros((64, 64), np.float32)) == 0.0  # no object found: a failed cutout
+    big = cv2.resize(soft, (4096, 4096), interpolation=cv2.INTER_LINEAR)  # sampled, same answer
+    assert abs(cutout_confidence(big) - scores[1]) < 0.05

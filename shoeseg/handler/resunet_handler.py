@@ -23,6 +23,7 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
+from shoeseg.constants import DEFAULT_LOW_CONFIDENCE
 from shoeseg.model import load_model
 from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
 from shoeseg.pipeline.image_io import (
@@ -34,9 +35,11 @@ from shoeseg.pipeline.image_io import (
     request_payload,
 )
 from shoeseg.pipeline.options import OptionError, Options, parse_options, split_request
-from shoeseg.pipeline.remover import Remover
+from shoeseg.pipeline.remover import Cutout, Remover
 
 logger = logging.getLogger(__name__)
+
+CONFIDENCE_HEADER = "X-Cutout-Confidence"  # REST response header: the cutout's confidence, 0..1
 
 # One entry per request: the decoded image, where it sits in the letterbox and the request's options
 # (shoeseg/pipeline/options.py), or why it was refused.
@@ -134,6 +137,8 @@ class ResUNetHandler(BaseHandler):
         self.model, self.predictor = model, predictor
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
+        # below this confidence a cutout is counted in LowConfidenceCutouts (worth a person's look)
+        self.low_confidence = float(settings.get("low_confidence", DEFAULT_LOW_CONFIDENCE))
         # Photos of every size pass through one long-lived worker: without trimming, glibc keeps the pages
         # of the largest batch so far and the RSS ratchets up with the traffic's mix (measured: +17 % in 40 s).
         self.trim_heap = _heap_trimmer()
@@ -237,23 +242,27 @@ class ResUNetHandler(BaseHandler):
         jobs = [(item, prob, best.get(idx)) for idx, (item, prob) in enumerate(zip(items, rows, strict=True))]
         rendered = list(self.pool.map(self._render, jobs))
         outputs: list[bytes] = []
-        served = 0
+        served = unsure = 0
         for idx, (item, result) in enumerate(zip(items, rendered)):
             if isinstance(result, InvalidImageError):
                 outputs.append(self._error(idx, result))
                 continue
             self.context.set_response_content_type(idx, item[2].content_type)
-            outputs.append(result)
+            self.context.set_response_header(idx, CONFIDENCE_HEADER, f"{result.confidence:.3f}")
+            outputs.append(result.data)
             served += 1
+            unsure += result.confidence < self.low_confidence
+        if unsure:  # cutouts worth a person's look: alert on their share of ImagesProcessed
+            self._metric("LowConfidenceCutouts", unsure, unit="count", metric_type=MetricTypes.COUNTER)
         if any(prob is not None for prob in rows):
             self._metric("EncodeTime", (time.perf_counter() - t0) * 1000)
         if served:
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
 
-    def _render(self, job: tuple[Item, np.ndarray | None, Any]) -> bytes | InvalidImageError:
-        """(item, its (S, S) probability, its (H, W) alpha if already made) -> the encoded result, or the
-        error that refuses it."""
+    def _render(self, job: tuple[Item, np.ndarray | None, Any]) -> Cutout | InvalidImageError:
+        """(item, its (S, S) probability, its (H, W) alpha if already made) -> the encoded result with its
+        confidence, or the error that refuses it."""
         item, prob, alpha = job
         if isinstance(item, InvalidImageError):
             return item
@@ -262,14 +271,14 @@ class ResUNetHandler(BaseHandler):
         image, info, options = item
         try:
             alpha = self.remover.alpha(image, prob, info, options) if alpha is None else alpha
-            out = self.remover.render(image, alpha, options)
+            out = Cutout(self.remover.render(image, alpha, options), self.remover.confidence(alpha))
         except InvalidImageError as err:  # e.g. crop=true on an image with no object: 422
             return err
         except Exception as err:  # noqa: BLE001
             return _internal(err, "encoding")
-        if self.max_response_bytes and len(out) > self.max_response_bytes:
+        if self.max_response_bytes and len(out.data) > self.max_response_bytes:
             return InvalidImageError(
-                f"the result is {len(out):,} bytes, above the server's {self.max_response_bytes:,} "
+                f"the result is {len(out.data):,} bytes, above the server's {self.max_response_bytes:,} "
                 "byte response limit; downscale the image and retry",
                 413,
             )

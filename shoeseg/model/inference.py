@@ -85,3 +85,22 @@ def most_confident(alphas: Sequence[np.ndarray]) -> int:
     if not alphas:
         raise ValueError("most_confident needs at least one prediction")
     return int(np.argmin([edge_uncertainty(a) for a in alphas]))
+
+
+# Confidence = exp(-edge_uncertainty / CONFIDENCE_SCALE). On bench scene and the real photos (shipped weights)
+# the uncertainty's median is ~0.025 (confidence ~0.73) and its 90th percentile ~0.055 (~0.5, the default
+# flag, DEFAULT_LOW_CONFIDENCE); its rank correlation with per-image IoU there is 0.93 (every 4th scene image). Computed on at most
+# CONFIDENCE_SIDE px a side: the ratio barely moves with size.
+CONFIDENCE_SCALE = 0.08
+CONFIDENCE_SIDE = 1024
+
+
+def cutout_confidence(alpha: np.ndarray) -> float:
+    """(H, W) foreground probability -> confidence in [0, 1] that the cutout needs no retouching (1: every
+    pixel decided; 0 when nothing reaches 0.5: a product photo without a product is a failed cutout). Ranks
+    cutouts: the least confident are the ones to send to a person."""
+    step = max(1, round(max(alpha.shape) / CONFIDENCE_SIDE))
+    sample = alpha[::step, ::step]
+    if not (sample >= 0.5).any():
+        return 0.0
+    return float(np.exp(-edge_uncertainty(sample) / CONFIDENCE_SCALE))

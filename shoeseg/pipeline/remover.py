@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from PIL import Image
 
 from shoeseg.constants import DEFAULT_WEIGHTS
 from shoeseg.model import load_model
+from shoeseg.model.inference import cutout_confidence
 from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, export_onnx
 from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.cutout import best_alpha
@@ -104,6 +106,15 @@ def make_predictor(model: torch.nn.Module, weights: Path, runtime: str = "auto")
     return TorchPredictor(model)
 
 
+@dataclass(frozen=True)
+class Cutout:
+    """One image's result: the encoded bytes the options ask for, and how sure the model is of its mask
+    (``cutout_confidence``: low ones are worth a look before they go out)."""
+
+    data: bytes
+    confidence: float
+
+
 class Remover:
     """A loaded model and the steps that turn a photo into its cutout.
 
@@ -163,21 +174,33 @@ class Remover:
         array, info = self.prepare(rgb)
         return self.alpha(rgb, self.forward(array[None], options.tta)[0], info, options)
 
+    def confidence(self, alpha: np.ndarray) -> float:
+        """(H, W) alpha -> the cutout's confidence in [0, 1] (``cutout_confidence``), rounded as sent."""
+        return round(cutout_confidence(alpha), 3)
+
+    def process(self, image: ImageInput, options: Options = Options()) -> Cutout:  # noqa: B008 - frozen
+        """One image end to end -> the bytes the server would answer with for the same options, and the
+        confidence it would send in ``X-Cutout-Confidence``."""
+        rgb = self.decode(image)
+        alpha = self.predict_alpha(rgb, options)
+        return Cutout(self.render(rgb, alpha, options), self.confidence(alpha))
+
     def cutout(self, image: ImageInput, options: Options = Options()) -> bytes:  # noqa: B008 - frozen
         """One image end to end -> the bytes the server would answer with for the same options."""
-        rgb = self.decode(image)
-        return self.render(rgb, self.predict_alpha(rgb, options), options)
+        return self.process(image, options).data
 
     def remove(self, image: ImageInput, *, encoded: bool = False, **options: Any) -> Image.Image | bytes:
         """Cut out ``image`` (bytes, a path, a PIL image or an RGB numpy array) with the server's request
         ``options`` (e.g. ``output="rgb", bg="#f0f0f0", crop=True, size=1200``): a PIL image, or with
         ``encoded=True`` the PNG / WebP bytes. Bad input raises ``InvalidImageError`` (``OptionError`` for
-        an option), whose ``status`` and ``to_json()`` are what the server answers with."""
-        data = self.cutout(image, parse_options(option_fields(options)))
+        an option), whose ``status`` and ``to_json()`` are what the server answers with. The PIL image's
+        ``info["confidence"]`` is the cutout's confidence (``process`` gives it with the bytes)."""
+        cutout = self.process(image, parse_options(option_fields(options)))
         if encoded:
-            return data
-        result = Image.open(io.BytesIO(data))
+            return cutout.data
+        result = Image.open(io.BytesIO(cutout.data))
         result.load()
+        result.info["confidence"] = cutout.confidence
         return result
 
 
