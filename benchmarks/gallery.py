@@ -1,4 +1,5 @@
-"""README gallery: real photos | mask | cutout on white, through the server's own functions.
+"""README gallery: real photos | mask | cutout on a coloured backdrop (white hides halos and filled gaps),
+through the pipeline the server runs.
 
     python -m benchmarks.gallery --photos ../shared/data/photos --out docs/gallery.png [--weights ckpt.pth]
 
@@ -15,34 +16,33 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from shoeseg.constants import DEFAULT_WEIGHTS
-from shoeseg.model import load_model
-from shoeseg.pipeline.compose import render
-from shoeseg.pipeline.cutout import predict_alpha
-from shoeseg.pipeline.image_io import decode_image
-from shoeseg.pipeline.options import Options
+from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS
+from shoeseg.pipeline import Remover
+from shoeseg.pipeline.options import Options, parse_options
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 FRAME = 200
+BACKDROP = "#c8148c"  # magenta: no shoe colour hides a halo, a grey smear or a filled strap gap on it
 
 
-def triplet(model: object, data: bytes, height: int) -> np.ndarray:
-    """One photo -> (height, 3 * w, 3) uint8: input | mask | cutout on white, each ``height`` px tall."""
-    image = decode_image(data)
-    alpha = predict_alpha(model, image)
-    mask = np.asarray(Image.open(io.BytesIO(render(image, alpha, Options(output="mask"))))).copy()
-    on_white = np.asarray(Image.open(io.BytesIO(render(image, alpha, Options(output="rgb")))))
+def triplet(remover: Remover, data: bytes, height: int) -> np.ndarray:
+    """One photo -> (height, 3 * w, 3) uint8: input | mask | cutout on ``BACKDROP``, each ``height`` px tall."""
+    image = remover.decode(data)
+    alpha = remover.predict_alpha(image)
+    mask = np.asarray(Image.open(io.BytesIO(remover.render(image, alpha, Options(output="mask"))))).copy()
+    backdrop = parse_options({"output": "rgb", "bg": BACKDROP})
+    on_colour = np.asarray(Image.open(io.BytesIO(remover.render(image, alpha, backdrop))))
     width = round(image.shape[1] * height / image.shape[0])
-    tiles = [cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in (image, mask, on_white)]
+    tiles = [cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in (image, mask, on_colour)]
     tiles[1] = np.repeat(tiles[1][..., None], 3, axis=2)
     for tile in tiles:  # a thin grey frame: white photos and white backgrounds stay apart
         tile[[0, -1], :] = tile[:, [0, -1]] = FRAME
     return np.concatenate(tiles, axis=1)
 
 
-def gallery(model: object, photos: list[Path], height: int = 160, per_row: int = 2, gap: int = 6) -> np.ndarray:
+def gallery(remover: Remover, photos: list[Path], height: int = 160, per_row: int = 2, gap: int = 6) -> np.ndarray:
     """Triplets of ``photos`` laid out ``per_row`` to a row on white, ``gap`` px apart."""
-    cells = [triplet(model, p.read_bytes(), height) for p in photos]
+    cells = [triplet(remover, p.read_bytes(), height) for p in photos]
     width = max(c.shape[1] for c in cells)
     rows = []
     for start in range(0, len(cells), per_row):
@@ -58,7 +58,7 @@ def gallery(model: object, photos: list[Path], height: int = 160, per_row: int =
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=Path, default=Path("../shared/data/photos"))
+    parser.add_argument("--photos", type=Path, default=Path(DEFAULT_DATA_ROOT) / "photos")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--out", type=Path, default=Path("docs/gallery.png"))
     parser.add_argument("--count", type=int, default=6, help="photos, evenly spaced by name")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no photos in {args.photos}")
     step = max(1, len(found) // args.count)
     picked = found[::step][: args.count]
-    grid = gallery(load_model(args.weights, "cpu"), picked, args.height)
+    grid = gallery(Remover(args.weights, "cpu"), picked, args.height)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(args.out, optimize=True)
     size = f"{grid.shape[1]}x{grid.shape[0]}, {args.out.stat().st_size / 1e3:.0f} kB"
