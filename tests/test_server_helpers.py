@@ -33,7 +33,9 @@ def test_metrics_yaml_declares_handler_metrics() -> None:
     names = {kind: {m["name"] for m in items} for kind, items in declared.items()}
     assert {"ImagesProcessed", "InvalidImages"} <= names["counter"]
     assert {"DecodeTime", "PreprocessTime", "InferenceTime", "EncodeTime", "HandlerTime"} <= names["gauge"]
-    assert names["histogram"] == {"BatchSize"}
+    assert names["histogram"] == {"BatchSize"} | {
+        f"{s}Seconds" for s in ("Decode", "Preprocess", "Inference", "Encode", "Handler")
+    }
 
 
 def test_render_config(tmp_path: Path) -> None:

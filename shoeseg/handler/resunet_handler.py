@@ -167,12 +167,12 @@ class ResUNetHandler(BaseHandler):
         rows = _rows_per_item(probs, items)
         best = self.best_quality(rows, items)
         if probs is not None:
-            self._metric("InferenceTime", (time.perf_counter() - t0) * 1000)
+            self._time("Inference", time.perf_counter() - t0)
         outputs = self.postprocess((rows, items, best))
         del batch, probs, rows, items, best
         if self.trim_heap is not None:
             self.trim_heap(0)
-        self._metric("HandlerTime", (time.perf_counter() - start) * 1000)
+        self._time("Handler", time.perf_counter() - start)
         return outputs
 
     def preprocess(self, data: list[dict[str, Any]]) -> tuple[torch.Tensor | None, list[Item]]:
@@ -186,8 +186,8 @@ class ResUNetHandler(BaseHandler):
         arrays = [item[3] for item in prepared if isinstance(item, tuple)]
         items: list[Item] = [item[:3] if isinstance(item, tuple) else item for item in prepared]
         batch = torch.from_numpy(np.stack(arrays)) if arrays else None
-        self._metric("DecodeTime", (t1 - t0) * 1000)
-        self._metric("PreprocessTime", (time.perf_counter() - t1) * 1000)
+        self._time("Decode", t1 - t0)
+        self._time("Preprocess", time.perf_counter() - t1)
         self._metric("BatchSize", len(data), unit="count", metric_type=MetricTypes.HISTOGRAM)
         return batch, items
 
@@ -255,7 +255,7 @@ class ResUNetHandler(BaseHandler):
         if unsure:  # cutouts worth a person's look: alert on their share of ImagesProcessed
             self._metric("LowConfidenceCutouts", unsure, unit="count", metric_type=MetricTypes.COUNTER)
         if any(prob is not None for prob in rows):
-            self._metric("EncodeTime", (time.perf_counter() - t0) * 1000)
+            self._time("Encode", time.perf_counter() - t0)
         if served:
             self._metric("ImagesProcessed", served, unit="count", metric_type=MetricTypes.COUNTER)
         return outputs
@@ -296,13 +296,33 @@ class ResUNetHandler(BaseHandler):
         logger.info("request %d refused (%d): %s", idx, err.status, err.message)
         self.context.set_response_status(err.status, HTTPStatus(err.status).phrase, idx=idx)
         self.context.set_response_content_type(idx, "application/json")
+        doc = err.to_json()
         self._metric("InvalidImages", 1, unit="count", metric_type=MetricTypes.COUNTER)
-        return json.dumps(err.to_json()).encode("utf-8")
+        # by the JSON body's type (InvalidImage, ImageTooLarge, CostLimit, Busy ...): alert on a kind's rate
+        self._metric("RejectedRequests", 1, "count", MetricTypes.COUNTER, {"ErrorType": str(doc.get("type"))})
+        return json.dumps(doc).encode("utf-8")
 
-    def _metric(self, name: str, value: float, unit: str = "ms", metric_type: MetricTypes = MetricTypes.GAUGE) -> None:
-        """Emit a model metric declared in metrics.yaml (dimensions ModelName, Level)."""
+    def _time(self, step: str, seconds: float) -> None:
+        """One batch's time of ``step`` (Decode, Preprocess, Inference, Encode, Handler): the ``<step>Time``
+        gauge in ms (the last batch's) and the ``<step>Seconds`` histogram, whose Prometheus default buckets
+        (5 ms .. 10 s) give p95; a batch above 10 s counts only in +Inf."""
+        self._metric(f"{step}Time", seconds * 1000)
+        self._metric(f"{step}Seconds", seconds, "s", MetricTypes.HISTOGRAM)
+
+    def _metric(
+        self,
+        name: str,
+        value: float,
+        unit: str = "ms",
+        metric_type: MetricTypes = MetricTypes.GAUGE,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Emit a model metric declared in metrics.yaml: dimensions ModelName, Level, then ``extra``'s in the
+        order metrics.yaml declares them."""
         metrics = getattr(self.context, "metrics", None)
         if metrics is None:
             return
         dims = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
-        metrics.add_metric(name, round(value, 2), unit, dimensions=dims, metric_type=metric_type)
+        dims += [Dimension(key, label) for key, label in (extra or {}).items()]
+        digits = 6 if unit == "s" else 2  # seconds: keep the millisecond buckets' resolution
+        metrics.add_metric(name, round(value, digits), unit, dimensions=dims, metric_type=metric_type)
