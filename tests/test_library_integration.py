@@ -13,7 +13,13 @@ from tests.test_options_integration import via_form, via_query
 
 pytestmark = pytest.mark.integration
 
-CASES = [{}, {"output": "rgb", "bg": "#336699"}, {"crop": "true", "margin": "10%", "format": "webp"}, {"tta": "true"}]
+CASES = [
+    {},
+    {"output": "rgb", "bg": "#336699"},
+    {"crop": "true", "margin": "10%", "format": "webp"},
+    {"tta": "true"},
+    {"quality": "best"},  # its other sides through the .mar's graphs there, the cached exports here
+]
 
 
 @pytest.mark.parametrize("options", CASES, ids=lambda o: "&".join(f"{k}={v}" for k, v in o.items()) or "defaults")

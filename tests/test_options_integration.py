@@ -24,10 +24,10 @@ from shoeseg.constants import is_webp
 from shoeseg.handler import server as ts_server
 from shoeseg.handler.readiness import ready_workers
 from shoeseg.model import load_model
-from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.pipeline.image_io import decode_image
 from shoeseg.pipeline.options import parse_options
+from shoeseg.pipeline.remover import Remover
 from tests.serving_helpers import image_bytes
 
 pytestmark = pytest.mark.integration
@@ -91,10 +91,14 @@ def local_model(server: ts_server.Server):
     return load_model(next(server.home.parent.glob("tiny.pth")), "cpu")
 
 
-def expected(model, options: dict[str, str], data: bytes = PHOTO) -> np.ndarray:
-    parsed = parse_options(options)
-    image = decode_image(data)
-    return pixels(render(image, predict_alpha(model, image, parsed.tta, parsed.quality), parsed))
+@pytest.fixture(scope="module")
+def local_remover(server: ts_server.Server) -> Remover:
+    """The server's checkpoint in the library's pipeline (onnxruntime on CPU, as the server runs it)."""
+    return Remover(next(server.home.parent.glob("tiny.pth")), "cpu")
+
+
+def expected(remover: Remover, options: dict[str, str], data: bytes = PHOTO) -> np.ndarray:
+    return pixels(remover.cutout(data, parse_options(options)))
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -114,12 +118,13 @@ def assert_close(got: np.ndarray, want: np.ndarray, options: dict) -> None:
 def test_option_over_rest_query_form_and_grpc_matches_cli_path(
     server: ts_server.Server,
     local_model,
+    local_remover: Remover,
     options: dict[str, str],
 ) -> None:
     if options.get("threshold") == "auto":  # the random model's alpha is ~0.45 everywhere: cut at its 70th percentile
         alpha = predict_alpha(local_model, decode_image(PHOTO))
         options = {**options, "threshold": f"{np.percentile(alpha, 70):.4f}"}
-    want = expected(local_model, options)
+    want = expected(local_remover, options)
     fmt = options.get("format", "png")
     for status, content_type, body in (via_query(server, options), via_form(server, options)):
         assert status == 200, body[:300]
@@ -206,13 +211,13 @@ def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None
     assert ready_workers(server.management_url, model="nonexistent") == 0
 
 
-def test_client_sends_options_over_rest_and_grpc(server: ts_server.Server, local_model) -> None:
+def test_client_sends_options_over_rest_and_grpc(server: ts_server.Server, local_remover: Remover) -> None:
     """shoeseg.client's ``options=``: the same result as the in-process path, WebP accepted, a bad option
     raised as ImageRejectedError naming it (REST 400 and gRPC's JSON prediction alike)."""
     from shoeseg.client import ImageRejectedError, predict_grpc, predict_rest
 
     options = {"output": "rgb", "bg": "f5f5f5", "size": 60, "format": "webp"}
-    want = expected(local_model, {k: str(v) for k, v in options.items()})
+    want = expected(local_remover, {k: str(v) for k, v in options.items()})
     rest = predict_rest(PHOTO, url=server.inference_url, options=options)
     grpc = predict_grpc(PHOTO, target=server.grpc_inference, options=options)
     for got in (rest, grpc):

@@ -25,7 +25,8 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from shoeseg.constants import DEFAULT_LOW_CONFIDENCE
 from shoeseg.model import load_model
-from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor
+from shoeseg.model.inference import scale_sizes
+from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, onnx_file
 from shoeseg.pipeline.image_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -100,6 +101,17 @@ def choose_predictor(
     return TorchPredictor(model)
 
 
+def best_predictors(model: torch.nn.Module, model_dir: Path, main: Predictor, memory_arena: bool) -> dict:
+    """quality=best's sides -> their path: the .mar's graph for each when the worker runs onnxruntime (one
+    image per run), else the model's (eager PyTorch handles any side)."""
+    size = model.config.input_size
+    found = {side: model_dir / onnx_file(side, size) for side in scale_sizes(size) if side != size}
+    if not isinstance(main, OnnxPredictor):
+        return {}
+    threads = torch.get_num_threads()
+    return {side: OnnxPredictor(g, threads, memory_arena, chunk=1) for side, g in found.items() if g.is_file()}
+
+
 class ResUNetHandler(BaseHandler):
     """Decode -> letterbox -> batched ResUNet forward -> un-letterbox -> RGBA PNG at the input's size.
 
@@ -119,7 +131,7 @@ class ResUNetHandler(BaseHandler):
             model,
             Path(props["model_dir"]),
             settings.get("runtime", "auto"),
-            bool(settings.get("onnx_memory_arena", True)),
+            bool(arena := settings.get("onnx_memory_arena", True)),
             int(settings.get("onnx_chunk", 1)),
         )
         # what a request without `quality` gets: fast (one pass) unless the operator prefers best for all
@@ -131,6 +143,7 @@ class ResUNetHandler(BaseHandler):
             path,
             model=model,
             predictor=predictor,
+            best_predictors=best_predictors(model, Path(props["model_dir"]), predictor, bool(arena)),
             max_pixels=int(settings.get("max_pixels", DEFAULT_MAX_PIXELS)),
             png_level=int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL)),
         )

@@ -121,10 +121,12 @@ def build_mar(
             shutil.copy2(PACKAGE_DIR / module, src / "shoeseg" / module)
         if onnx:  # the CPU worker's graph, exported once here instead of compiled at every worker start
             from shoeseg.model import load_model
-            from shoeseg.model.runtime import ONNX_FILE, export_onnx
+            from shoeseg.model.inference import scale_sizes
+            from shoeseg.model.runtime import export_onnx, onnx_file
 
             model = load_model(weights, "cpu")
-            export_onnx(model, src / ONNX_FILE, model.config.input_size)
+            for size in scale_sizes(model.config.input_size):  # quality=best's sides too, the input's first
+                export_onnx(model, src / onnx_file(size, model.config.input_size), size)
         cmd = [
             _bin("torch-model-archiver"),
             "--model-name", model_name,

@@ -22,7 +22,13 @@ from shoeseg.model.inference import foreground_probability, mirror_average
 
 ONNX_OPSET = 18
 ONNX_INPUT, ONNX_OUTPUT = "image", "foreground"
-ONNX_FILE = "resunet.onnx"  # the graph's name inside the .mar
+ONNX_FILE = "resunet.onnx"  # the graph's name inside the .mar (the model's input size)
+
+
+def onnx_file(size: int, input_size: int) -> str:
+    """The .mar's graph for input side ``size``: ``ONNX_FILE`` at the model's own, ``resunet_<size>.onnx`` for
+    quality=best's other sides (a graph has one side: dynamic sides made the 512 pass 10 % slower)."""
+    return ONNX_FILE if size == input_size else f"resunet_{size}.onnx"
 
 
 class Predictor(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
@@ -9,28 +11,37 @@ from shoeseg.model.inference import foreground_probability, most_confident, scal
 from shoeseg.model.runtime import Predictor
 from shoeseg.pipeline.image_io import letterbox, unletterbox_probability
 
+# A forward path for the model's input size, or one per input side (ONNX graphs have one side each).
+Predictors = Predictor | Mapping[int, Predictor] | None
+
+
+def predictor_for(predictors: Predictors, size: int, input_size: int) -> Predictor | None:
+    """The path that runs side ``size``: from a mapping by side, a single predictor only at ``input_size``."""
+    if isinstance(predictors, Mapping):
+        return predictors.get(size)
+    return predictors if size == input_size else None
+
 
 def alpha_at_size(
-    model: torch.nn.Module, image: np.ndarray, size: int, tta: bool = False, predictor: Predictor | None = None
+    model: torch.nn.Module, image: np.ndarray, size: int, tta: bool = False, predictor: Predictors = None
 ) -> np.ndarray:
     """RGB (H, W, 3) uint8 letterboxed to ``size`` x ``size`` -> alpha (H, W) float32 in [0, 1] at its own size.
 
-    ``predictor``: runs the model's own input size (e.g. the server's ``OnnxPredictor``, whose graph has that
-    one size); other sizes, and all without it, run ``model`` eagerly."""
+    ``predictor``: the path for the model's own input size (e.g. the server's ``OnnxPredictor``, whose graph
+    has that one size), or a mapping side -> path; sides without one run ``model`` eagerly."""
     config = model.config
     x, info = letterbox(image, size, config.mean, config.std)
-    if predictor is not None and size == config.input_size:
-        prob = predictor(x[None], tta)[0]
-    else:
-        prob = foreground_probability(model, x[None], tta=tta)[0].cpu().numpy()
-    return unletterbox_probability(prob, info)
+    run = predictor_for(predictor, size, config.input_size)
+    if run is None:  # eager PyTorch takes any side
+        return unletterbox_probability(foreground_probability(model, x[None], tta=tta)[0].cpu().numpy(), info)
+    return unletterbox_probability(run(x[None], tta)[0], info)
 
 
 def best_alpha(
     model: torch.nn.Module,
     image: np.ndarray,
     tta: bool = False,
-    predictor: Predictor | None = None,
+    predictor: Predictors = None,
     base: np.ndarray | None = None,
 ) -> np.ndarray:
     """``quality=best``: the most confident alpha of the model at 0.75x, 1x and 1.5x its input size
@@ -49,7 +60,7 @@ def predict_alpha(
     image: np.ndarray,
     tta: bool = False,
     quality: str = "fast",
-    predictor: Predictor | None = None,
+    predictor: Predictors = None,
 ) -> np.ndarray:
     """RGB (H, W, 3) uint8 -> foreground alpha (H, W) float32 in [0, 1] at the image's own size.
 
