@@ -24,8 +24,8 @@ from PIL import Image
 
 from shoeseg.constants import DEFAULT_WEIGHTS
 from shoeseg.model import load_model
-from shoeseg.model.inference import cutout_confidence
-from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, export_onnx
+from shoeseg.model.inference import cutout_confidence, scale_sizes
+from shoeseg.model.runtime import OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
 from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.cutout import best_alpha
 from shoeseg.pipeline.image_io import (
@@ -83,26 +83,33 @@ def graph_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shoeseg"
 
 
-def cached_graph(model: torch.nn.Module, weights: Path) -> Path:
-    """The model's ONNX graph, as the .mar packs it, exported once per checkpoint and torch version (~20 s)."""
+def cached_graph(model: torch.nn.Module, weights: Path, size: int | None = None) -> Path:
+    """The model's ONNX graph at input side ``size`` (default its own), as the .mar packs it, exported once per
+    checkpoint, side and torch version (~20 s at 512 px on 2 CPU cores)."""
+    size = size or model.config.input_size
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    path = graph_cache_dir() / f"{digest}-{model.config.input_size}-torch{torch.__version__}-{ONNX_FILE}"
+    name = onnx_file(size, model.config.input_size)
+    path = graph_cache_dir() / f"{digest}-{model.config.input_size}-torch{torch.__version__}-{name}"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(model, tmp, model.config.input_size)
+        export_onnx(model, tmp, size)
         tmp.replace(path)
     return path
 
 
-def make_predictor(model: torch.nn.Module, weights: Path, runtime: str = "auto") -> Predictor:
-    """``auto``: on a CPU the ONNX graph in onnxruntime (the CPU server's path: same bytes, faster), on CUDA
-    eager PyTorch (the GPU server's path); ``torch`` / ``onnx`` force one (onnx runs on the CPU)."""
+def onnx_runtime(model: torch.nn.Module, runtime: str = "auto") -> bool:
+    """Whether ``runtime`` means onnxruntime for ``model``: ``auto`` on a CPU (the CPU server's path: same
+    bytes, faster), never on CUDA (the GPU server runs eager PyTorch); ``torch`` / ``onnx`` force one."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    if runtime == "onnx" or (runtime == "auto" and on_cpu):
-        return OnnxPredictor(cached_graph(model, weights), threads=torch.get_num_threads(), chunk=1)
+    return runtime == "onnx" or (runtime == "auto" and next(model.parameters()).device.type == "cpu")
+
+
+def make_predictor(model: torch.nn.Module, weights: Path, runtime: str = "auto", size: int | None = None) -> Predictor:
+    """The forward path ``runtime`` asks for (``onnx_runtime``) at input side ``size`` (default the model's)."""
+    if onnx_runtime(model, runtime):
+        return OnnxPredictor(cached_graph(model, weights, size), threads=torch.get_num_threads(), chunk=1)
     return TorchPredictor(model)
 
 
@@ -130,15 +137,29 @@ class Remover:
         *,
         model: torch.nn.Module | None = None,
         predictor: Predictor | None = None,
+        best_predictors: Mapping[int, Predictor] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         png_level: int = DEFAULT_PNG_LEVEL,
     ) -> None:
-        """``model`` / ``predictor``: an already loaded model and its forward path (the handler's), instead
-        of loading ``weights`` (default: the shipped ones) and choosing ``runtime`` (see ``make_predictor``)."""
+        """``model`` / ``predictor`` / ``best_predictors``: an already loaded model, its forward path and the
+        paths for quality=best's other sides (the handler's, from its .mar; sides without one run eagerly),
+        instead of loading ``weights`` (default: the shipped ones) and choosing ``runtime`` (``onnx_runtime``;
+        the other sides' graphs are then exported on the first quality=best request)."""
         self.weights = Path(weights or DEFAULT_WEIGHTS)
         self.model = model if model is not None else load_model(self.weights, resolve_device(device))
         self.predictor = predictor or make_predictor(self.model, self.weights, runtime)
+        self.sized = {self.input_size: self.predictor, **(best_predictors or {})}
+        self.runtime = runtime if predictor is None else None  # None: make no graphs, use what was given
         self.max_pixels, self.png_level = max_pixels, png_level
+
+    def sized_predictors(self) -> dict[int, Predictor]:
+        """Input side -> forward path for quality=best (``model.inference.scale_sizes``), made on first use."""
+        if self.runtime is not None:
+            for side in scale_sizes(self.input_size):
+                if side not in self.sized:
+                    self.sized[side] = make_predictor(self.model, self.weights, self.runtime, side)
+            self.runtime = None
+        return self.sized
 
     @property
     def input_size(self) -> int:
@@ -162,7 +183,7 @@ class Remover:
         ``quality=best`` the most confident of that and the model's passes at the other sizes."""
         alpha = unletterbox_probability(prob, info)
         if options.quality == "best":
-            return best_alpha(self.model, rgb, options.tta, self.predictor, base=alpha)
+            return best_alpha(self.model, rgb, options.tta, self.sized_predictors(), base=alpha)
         return alpha
 
     def render(self, rgb: np.ndarray, alpha: np.ndarray, options: Options) -> bytes:
