@@ -284,6 +284,7 @@ def render_markdown(results: Results) -> str:
         f"- **Date**: {m.date}; mode: {results.mode}; run time {results.total_s:.0f} s",
         f"- **Machine**: {m.cpu}, {m.logical_cores} logical cores, torch threads {m.torch_threads} "
         f"(onnxruntime intra-op threads {m.torch_threads}), GPU: {m.gpu}",
+        f"- **SIMD**: {m.simd or 'not recorded'} (ratios from one run compare across machines; absolute times do not)",
         f"- **Versions**: torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, onnx {v.get('onnx')}, "
         f"timm {v.get('timm')}, numpy {v.get('numpy')}, opencv {v.get('cv2')}, pillow {v.get('PIL')}, "
         f"python {m.python}",

@@ -64,6 +64,7 @@ def test_quick_run_writes_the_three_files(quick_report: tuple[Path, str]) -> Non
     data = json.loads((out / "bench.json").read_text())
     assert data["mode"] == "quick" and data["size"] == 128
     assert data["machine"]["torch_threads"] == 1
+    assert "torch kernels" in data["machine"]["simd"] and "**SIMD**" in md  # the figures' machine, explained
     assert data["peak_gflops"] > 0 and {p["library"] for p in data["peaks"]} >= {"torch.mm (MKL)"}
 
 
