@@ -131,4 +131,11 @@ faulttest: check-weights venv
 	$(PY) -m benchmarks.loadtest --weights "$(WEIGHTS)" --out reports --clients 8 --warmup 0 --duration 60 \
 		--kill-worker-after 20 $(FAULT_ARGS)
 
+## fuzz: the long fuzz run, tests/test_fuzz.py's properties in turn for FUZZ_MINUTES (make test runs a few
+## dozen examples each) -> reports/fuzz.json with the examples run and any failure's shrunk example
+FUZZ_MINUTES ?= 10
+.PHONY: fuzz
+fuzz: venv
+	SHOESEG_FUZZ_LONG=1 $(PY) -m tests.test_fuzz --minutes $(FUZZ_MINUTES) --out reports/fuzz.json
+
 # ---- end of training / evaluation --------------------------------------------------------------------

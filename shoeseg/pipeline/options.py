@@ -190,7 +190,7 @@ def _short_text(value: Any) -> bool:
         return len(value) <= 64
     try:
         return len(value) <= 64 and bytes(value).decode("utf-8") is not None
-    except (TypeError, UnicodeDecodeError):
+    except (TypeError, ValueError):  # not bytes-like, not UTF-8, or a JSON list of ints above 255 (fuzzing)
         return False
 
 
