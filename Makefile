@@ -9,7 +9,7 @@ SERVE_TIMEOUT ?= 300
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv protos mar serve stop test lint check-weights clean image
+.PHONY: venv protos mar serve stop test test-unit lint check-weights clean image
 
 ## venv: .venv with the project (editable) and its dev tools; redone when pyproject.toml changes
 venv: $(VENV)/.installed
@@ -45,6 +45,10 @@ stop:
 test: venv protos
 	$(PY) -m pytest
 
+## test-unit: the unit tests only (no TorchServe, nothing marked slow): about a minute
+test-unit: venv
+	$(PY) -m pytest -m "not slow and not integration"
+
 ## image: the TorchServe image with the .mar baked in (deploy/Dockerfile), for deploy/k8s
 IMAGE ?= shoeseg-torchserve:latest
 image: check-weights
@@ -60,25 +64,31 @@ clean: stop
 # ---- training / evaluation ---------------------------------------------------------------------------
 DATA_ROOT ?= ../shared/data
 RUNS ?= runs
-GPU_MINUTES ?= 6
 DATA ?= $(DATA_ROOT)/bench
 OUT ?= reports/eval.json
-.PHONY: train train-quick eval
+.PHONY: train train-plan train-quick eval
 
-## train: stage 1 (ECSSD + shoe composites), stage 2 (shoe cutouts), stage 3 (room-heavy polish), then stages 3
-## and 4 at 512 px for GPU_MINUTES each (made for a GPU: ~1 h per epoch on 2 CPU cores), each resuming where a run stopped, then
-## writes the fp16 shipped checkpoint WEIGHTS. Multi-GPU: see README.
+## train: the shipped model's whole chain (docs/training.md): stage1, stage2, stage3 (CPU-sized), stage3_gpu,
+## stage4_gpu and stage4_gpu_b (made for a GPU: ~1 h per epoch on 2 CPU cores), each from the previous stage's
+## best and resuming where a run stopped, then the fp16 WEIGHTS from stage4_gpu_b's best. GPU_MINUTES=M gives
+## each GPU stage a time budget (--fit-minutes); without it they run the epochs their configs ask for.
+TRAIN_CONFIGS := shoeseg/training/configs
+GPU_FIT = $(if $(GPU_MINUTES),--fit-minutes $(GPU_MINUTES))
+# $(call train_stage,STAGE,PREVIOUS STAGE,EXTRA FLAGS): one stage of the chain, started from PREVIOUS's best
+train_stage = $(PY) -m shoeseg.training.train --config $(TRAIN_CONFIGS)/$(1).yaml --out $(RUNS)/$(1) \
+	--data $(DATA_ROOT) --resume $(if $(2),--init $(RUNS)/$(2)/best_model.pth) $(3)
 train: venv
-	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage1.yaml --out $(RUNS)/stage1 --data $(DATA_ROOT) --resume
-	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage2.yaml --out $(RUNS)/stage2 --data $(DATA_ROOT) --resume \
-		--init $(RUNS)/stage1/best_model.pth
-	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage3.yaml --out $(RUNS)/stage3 --data $(DATA_ROOT) --resume \
-		--init $(RUNS)/stage2/best_model.pth
-	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage3_gpu.yaml --out $(RUNS)/stage3_gpu --data $(DATA_ROOT) \
-		--resume --init $(RUNS)/stage3/best_model.pth --fit-minutes $(GPU_MINUTES)
-	$(PY) -m shoeseg.training.train --config shoeseg/training/configs/stage4_gpu.yaml --out $(RUNS)/stage4_gpu --data $(DATA_ROOT) \
-		--resume --init $(RUNS)/stage3_gpu/best_model.pth --fit-minutes $(GPU_MINUTES)
-	$(PY) -m shoeseg.training.ship $(RUNS)/stage4_gpu/best_model.pth $(WEIGHTS)
+	$(call train_stage,stage1)
+	$(call train_stage,stage2,stage1)
+	$(call train_stage,stage3,stage2)
+	$(call train_stage,stage3_gpu,stage3,$(GPU_FIT))
+	$(call train_stage,stage4_gpu,stage3_gpu,$(GPU_FIT))
+	$(call train_stage,stage4_gpu_b,stage4_gpu,$(GPU_FIT))
+	$(PY) -m shoeseg.training.ship $(RUNS)/stage4_gpu_b/best_model.pth $(WEIGHTS)
+
+## train-plan: print the shipped chain's resolved stages (what `make train` runs), without training
+train-plan: venv
+	$(PY) -m shoeseg.training.train --config $(TRAIN_CONFIGS)/stage4_gpu_b.yaml --dry-run
 
 ## train-quick: the tiny config, minutes on a CPU (a smoke run of the whole pipeline)
 train-quick: venv

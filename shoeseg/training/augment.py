@@ -21,44 +21,51 @@ def train_pipeline(
     return A.Compose(
         [
             paste_or_letterbox(background_dir, aug, paste_p),
-            A.HorizontalFlip(p=0.5),
+            A.HorizontalFlip(p=aug.flip_p),
             A.Affine(
-                scale=(0.85, 1.15),
-                translate_percent=(-0.1, 0.1),
+                scale=tuple(aug.affine_scale),
+                translate_percent=tuple(aug.affine_translate),
                 rotate=(-aug.rotate, aug.rotate),
-                shear=(-5, 5),
+                shear=tuple(aug.affine_shear),
                 border_mode=cv2.BORDER_CONSTANT,
                 fill=0,
                 fill_mask=0,
                 mask_interpolation=cv2.INTER_LINEAR,
                 p=aug.affine_p,
             ),
-            A.OneOf([A.Perspective(scale=(0.02, 0.06)), A.GridDistortion(distort_limit=0.15)], p=aug.distort_p),
-            A.OneOf([A.GaussNoise(std_range=(0.01, 0.05)), A.ISONoise()], p=aug.noise_p),
-            A.OneOf([A.CLAHE(), A.Sharpen(alpha=(0.1, 0.3))], p=aug.contrast_p),
+            A.OneOf(
+                [A.Perspective(scale=tuple(aug.perspective_scale)), A.GridDistortion(distort_limit=aug.grid_distort)],
+                p=aug.distort_p,
+            ),
+            A.OneOf([A.GaussNoise(std_range=tuple(aug.noise_std)), A.ISONoise()], p=aug.noise_p),
+            A.OneOf([A.CLAHE(), A.Sharpen(alpha=tuple(aug.sharpen_alpha))], p=aug.contrast_p),
             A.OneOf(
                 [
-                    A.GaussianBlur(blur_limit=(3, 5)),
-                    A.MotionBlur(blur_limit=(3, 5)),
-                    A.ImageCompression(quality_range=(40, 90)),
-                    A.Downscale(scale_range=(0.5, 0.8)),
+                    A.GaussianBlur(blur_limit=tuple(aug.blur_limit)),
+                    A.MotionBlur(blur_limit=tuple(aug.blur_limit)),
+                    A.ImageCompression(quality_range=tuple(aug.jpeg_quality)),
+                    A.Downscale(scale_range=tuple(aug.downscale)),
                 ],
                 p=aug.degrade_p,
             ),
-            A.OneOf(
-                [
-                    A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.3, hue=0.05),
-                    A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20),
-                    A.PlanckianJitter(),
-                    A.ChannelShuffle(),
-                ],
-                p=aug.color_p,
-            ),
+            A.OneOf(color_transforms(aug), p=aug.color_p),
             crop_or_letterbox(aug, image_size),
             A.Normalize(mean=mean, std=std, max_pixel_value=255.0),
             ToTensorV2(),
         ],
     )
+
+
+def color_transforms(aug: AugmentConfig) -> list[A.BasicTransform]:
+    """The colour changes, one drawn per sample: jitter, RGB shift, Planckian (light source) jitter, shuffle."""
+    brightness, contrast, saturation, hue = aug.jitter
+    shift = aug.rgb_shift
+    return [
+        A.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue),
+        A.RGBShift(r_shift_limit=shift, g_shift_limit=shift, b_shift_limit=shift),
+        A.PlanckianJitter(),
+        A.ChannelShuffle(),
+    ]
 
 
 def letterbox(image_size: int, p: float = 1.0) -> A.Compose:
@@ -77,7 +84,7 @@ def crop_or_letterbox(aug: AugmentConfig, image_size: int) -> A.BasicTransform:
     crop = A.RandomResizedCrop(
         size=(image_size, image_size),
         scale=(aug.crop_min_scale, 1.0),
-        ratio=(0.8, 1.25),
+        ratio=tuple(aug.crop_ratio),
         mask_interpolation=cv2.INTER_LINEAR,
         p=1.0 - aug.letterbox_p,
     )

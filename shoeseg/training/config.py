@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,15 @@ def data_root(override: str | None = None) -> Path:
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
+    """``cls(**data)`` with unknown keys refused by name; YAML lists become tuples where the default is one."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
-    return cls(**data)
+    values = {
+        k: tuple(v) if isinstance(v, list) and isinstance(known[k].default, tuple) else v for k, v in data.items()
+    }
+    return cls(**values)
 
 
 def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -49,6 +54,7 @@ class AugmentConfig:
     ``aspect_range`` is the canvas' height/width range; ``letterbox_p`` is how often the canvas
     is letterboxed (black bars, as at inference) instead of randomly cropped to the square input.
     ``reflection_p``, ``prop_p``, ``tint_p``: studio realism (see ``training.studio``).
+    The ``*_p`` values are probabilities; the tuples are (low, high) ranges drawn uniformly per sample.
     """
 
     canvas: int = 512
@@ -64,14 +70,28 @@ class AugmentConfig:
     reflection_p: float = 0.0
     prop_p: float = 0.0
     tint_p: float = 0.0
-    rotate: float = 20.0
+    flip_p: float = 0.5  # horizontal mirror
+    rotate: float = 20.0  # degrees, either way
     affine_p: float = 0.6
-    distort_p: float = 0.1
-    noise_p: float = 0.2
-    contrast_p: float = 0.2
-    degrade_p: float = 0.1
-    color_p: float = 0.8
-    crop_min_scale: float = 0.35
+    affine_scale: tuple[float, float] = (0.85, 1.15)
+    affine_translate: tuple[float, float] = (-0.1, 0.1)  # fraction of the side
+    affine_shear: tuple[float, float] = (-5.0, 5.0)  # degrees
+    distort_p: float = 0.1  # one of perspective, grid distortion
+    perspective_scale: tuple[float, float] = (0.02, 0.06)
+    grid_distort: float = 0.15
+    noise_p: float = 0.2  # one of Gaussian (std as a fraction of 255), ISO noise
+    noise_std: tuple[float, float] = (0.01, 0.05)
+    contrast_p: float = 0.2  # one of CLAHE, sharpen
+    sharpen_alpha: tuple[float, float] = (0.1, 0.3)
+    degrade_p: float = 0.1  # one of Gaussian / motion blur, JPEG, downscale
+    blur_limit: tuple[int, int] = (3, 5)  # kernel sizes
+    jpeg_quality: tuple[int, int] = (40, 90)
+    downscale: tuple[float, float] = (0.5, 0.8)
+    color_p: float = 0.8  # one of colour jitter, RGB shift, Planckian jitter, channel shuffle
+    jitter: tuple[float, float, float, float] = (0.25, 0.25, 0.3, 0.05)  # brightness, contrast, saturation, hue
+    rgb_shift: int = 20  # per channel, either way, 0-255 units
+    crop_min_scale: float = 0.35  # random resized crop: area share kept
+    crop_ratio: tuple[float, float] = (0.8, 1.25)  # and its aspect range
 
 
 @dataclass
@@ -109,6 +129,9 @@ class TrainConfig:
     boundary_w0: float = 5.0
     boundary_sigma: float = 4.0
     hole_weight: float = 0.0  # extra loss weight on the true mask's enclosed background (strap gaps)
+    grad_clip: float = 5.0  # max global gradient norm per step
+    cosine_floor: float = 0.02  # the schedule's last learning rate, as a share of the peak
+    val_batch_size: int = 4
     num_workers: int = 1  # data-loading processes; -1: all cores but two (at least one)
     seed: int = 0
 
@@ -120,3 +143,7 @@ class TrainConfig:
         raw["data"] = _from_dict(DataConfig, raw.get("data", {}), f"{path}: data")
         raw["augment"] = _from_dict(AugmentConfig, raw.get("augment", {}), f"{path}: augment")
         return _from_dict(cls, raw, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved stage in plain JSON types (tuples as lists): what checkpoints record."""
+        return json.loads(json.dumps(asdict(self)))
