@@ -54,6 +54,7 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, printed.getvalue()
 
 
+@pytest.mark.slow  # the quick-bench fixture (~70 s once)
 def test_quick_run_writes_the_three_files(quick_report: tuple[Path, str]) -> None:
     out, printed = quick_report
     md = (out / "bench.md").read_text()
@@ -68,6 +69,7 @@ def test_quick_run_writes_the_three_files(quick_report: tuple[Path, str]) -> Non
     assert data["peak_gflops"] > 0 and {p["library"] for p in data["peaks"]} >= {"torch.mm (MKL)"}
 
 
+@pytest.mark.slow  # the quick-bench fixture
 def test_quick_run_has_every_forward_row(quick_report: tuple[Path, str]) -> None:
     data = json.loads((quick_report[0] / "bench.json").read_text())
     rows = {(r["model"], r["path"], r["batch"]): r for r in data["forward"]}
@@ -92,6 +94,7 @@ def test_quick_run_has_every_forward_row(quick_report: tuple[Path, str]) -> None
         assert rows[("u2netp", "onnxruntime fp32", 1)]["size"] == "320x320"
 
 
+@pytest.mark.slow  # the quick-bench fixture
 def test_quick_run_has_pre_and_post_processing_rows(quick_report: tuple[Path, str]) -> None:
     data = json.loads((quick_report[0] / "bench.json").read_text())
     for image in ("320x240", "200x300"):
@@ -101,6 +104,7 @@ def test_quick_run_has_pre_and_post_processing_rows(quick_report: tuple[Path, st
         assert all(s > 0 for s in sizes) and sizes[0] > sizes[3]  # level 0 is stored, 6 compressed
 
 
+@pytest.mark.slow  # the quick-bench fixture
 def test_quick_run_skips_the_server_and_says_so(quick_report: tuple[Path, str]) -> None:
     out, printed = quick_report
     data = json.loads((out / "bench.json").read_text())
@@ -254,6 +258,7 @@ def test_e2e_bound_from_pre_and_post_processing() -> None:
     assert any("at most 2.50x" in f for f in findings(results))
 
 
+@pytest.mark.slow  # ~20 s of forward passes on the CPU
 def test_gpu_report_paths_agree_with_fp32_and_render(tmp_path: Path) -> None:
     """The GPU report's execution paths, run on the CPU with a tiny model: same probabilities as fp32
     (channels_last exactly, autocast within its precision), and a Markdown table with a failed row."""

@@ -135,6 +135,7 @@ def test_unexpected_failure_fails_only_its_request(
     assert Image.open(io.BytesIO(out[1])).size == (30, 20)
 
 
+@pytest.mark.slow  # quality=best passes in a batch (~25 s)
 def test_quality_best_per_request_in_a_batch(
     handler_and_context: tuple[ResUNetHandler, Context], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,7 @@ def remover(weights: Path) -> Remover:
     return Remover(weights, "cpu")
 
 
+@pytest.mark.slow  # the remover fixture exports the shipped graph (~70 s once)
 def test_remove_takes_bytes_path_pil_and_numpy_alike(remover: Remover, weights: Path, tmp_path: Path) -> None:
     data = image_bytes(70, 50, "JPEG")
     (tmp_path / "shoe.jpg").write_bytes(data)
@@ -45,6 +46,7 @@ def test_remove_takes_bytes_path_pil_and_numpy_alike(remover: Remover, weights: 
     assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(results[0]))))
 
 
+@pytest.mark.slow  # the remover fixture
 def test_remove_options_are_the_servers(remover: Remover) -> None:
     data = image_bytes(64, 48)
     got = remover.remove(data, encoded=True, output="rgb", bg="#336699", size=32, crop=False, threshold=None)
@@ -67,6 +69,7 @@ def test_remove_options_are_the_servers(remover: Remover) -> None:
         ("/no/such/file.jpg", "no such image file"),
     ],
 )
+@pytest.mark.slow  # the remover fixture
 def test_bad_input_says_what_to_pass(remover: Remover, image: object, message: str) -> None:
     with pytest.raises(InvalidImageError, match=message):
         remover.remove(image)
@@ -79,6 +82,7 @@ def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow  # the shoeseg command in subprocesses (~60 s)
 def test_command_on_a_file_and_stdin(weights: Path, remover: Remover, tmp_path: Path) -> None:
     data = image_bytes(40, 30, "JPEG")
     (tmp_path / "shoe.jpg").write_bytes(data)
@@ -95,6 +99,7 @@ def test_command_on_a_file_and_stdin(weights: Path, remover: Remover, tmp_path: 
     assert flag.returncode == 2 and b"--quality: bad value quality='better'" in flag.stderr
 
 
+@pytest.mark.slow  # the shoeseg command in subprocesses (~60 s)
 def test_command_on_a_folder_is_recursive_and_resumable(weights: Path, tmp_path: Path) -> None:
     (tmp_path / "in" / "a").mkdir(parents=True)
     (tmp_path / "in" / "one.jpg").write_bytes(image_bytes(40, 30, "JPEG"))
@@ -122,6 +127,7 @@ def test_every_option_is_a_flag() -> None:
     assert all(f"--{key}" in help_text for key in ALLOWED)
 
 
+@pytest.mark.slow  # builds a wheel (~15 s)
 def test_one_import_name(tmp_path: Path) -> None:
     """The wheel holds the `shoeseg` package and nothing else at the top; outside the checkout `model`,
     `handler` and `training` are not importable while `shoeseg.model` is."""

@@ -192,6 +192,7 @@ def test_refine_removes_background_bleeding() -> None:
     assert np.array_equal(out[..., :3][visible], fg[visible]) and np.array_equal(out[..., 3], plain[..., 3])
 
 
+@pytest.mark.slow  # the shipped model's forward passes (~17 s)
 def test_tta_averages_the_flipped_prediction() -> None:
     torch.manual_seed(0)
     model = build_model(TINY).eval()
@@ -221,6 +222,7 @@ def test_edge_uncertainty_prefers_the_decided_mask() -> None:
         most_confident([])
 
 
+@pytest.mark.slow  # the shipped model at three sizes (~40 s)
 def test_quality_best_keeps_the_most_confident_size() -> None:
     torch.manual_seed(0)
     model = build_model(TINY).eval()

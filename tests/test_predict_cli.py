@@ -25,6 +25,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_checkpoint(tmp_path_factory.mktemp("cli") / "tiny.pth")
 
 
+@pytest.mark.slow  # predict.py on the shipped weights (~90 s)
 def test_seed_command_line(weights: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.jpg"
     source.write_bytes(image_bytes(70, 50, "JPEG"))
@@ -44,6 +45,7 @@ def make_folder(root: Path) -> None:
     (root / "notes.txt").write_text("not a photo")
 
 
+@pytest.mark.slow  # predict.py over a folder, twice (~45 s)
 def test_folder_recursive_resumable_with_failure_summary(
     weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

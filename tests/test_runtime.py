@@ -24,6 +24,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module,
     return model, export_onnx(model, folder / ONNX_FILE, TINY.input_size)
 
 
+@pytest.mark.slow  # the exported fixture exports the shipped graph (~65 s once)
 def test_onnx_runtime_matches_eager_probabilities_and_masks(exported: tuple[torch.nn.Module, Path]) -> None:
     model, graph = exported
     batch = torch.randn(3, 3, TINY.input_size, TINY.input_size, generator=torch.Generator().manual_seed(1))
@@ -41,6 +42,7 @@ def test_onnx_runtime_matches_eager_probabilities_and_masks(exported: tuple[torc
     assert np.abs(lean(batch.numpy()) - fast).max() < 1e-6  # the arena changes memory, not results
 
 
+@pytest.mark.slow  # the exported fixture
 def test_onnx_runs_in_chunks_give_the_whole_batch_in_order(exported: tuple[torch.nn.Module, Path]) -> None:
     model, graph = exported
     batch = torch.randn(5, 3, TINY.input_size, TINY.input_size, generator=torch.Generator().manual_seed(3))
@@ -56,6 +58,7 @@ def test_onnx_runs_in_chunks_give_the_whole_batch_in_order(exported: tuple[torch
     assert choose_predictor(model, graph.parent, "onnx").chunk == 1  # the server's default on CPU
 
 
+@pytest.mark.slow  # the exported fixture
 def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.nn.Module, Path]) -> None:
     model, graph = exported
     assert isinstance(choose_predictor(model, graph.parent, "auto"), OnnxPredictor)
@@ -69,6 +72,7 @@ def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.
         choose_predictor(model, graph.parent, "tensorrt")
 
 
+@pytest.mark.slow  # the exported fixture
 def test_tta_is_the_same_on_both_runtimes(exported: tuple[torch.nn.Module, Path]) -> None:
     """tta=true per image in a batch: ONNX (mirror_average) and eager (foreground_probability) agree."""
     model, graph = exported

@@ -159,6 +159,7 @@ def make_tiny_data(root: Path) -> None:
             cv2.imwrite(str(root / f"{folder}/masks/{i}.png"), mask)
 
 
+@pytest.mark.slow  # a tiny training run and its resume (~20 s)
 def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
     from shoeseg.training.train import main
 
@@ -175,6 +176,7 @@ def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
     assert "resumed from" in (out / "train.log").read_text()
 
 
+@pytest.mark.slow  # evaluation in both quality modes (~20 s)
 def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
     from shoeseg.model import build_model, save_checkpoint
     from shoeseg.training.evaluate import main as evaluate
@@ -229,6 +231,7 @@ def test_cutouts_without_alpha_are_skipped(tmp_path: Path) -> None:
     assert sorted(p.stem for p in cutout_files(tmp_path / "shoes/train")) == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow  # a tiny training run (~20 s)
 def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Path) -> None:
     from shoeseg.training.train import main
 
@@ -241,6 +244,7 @@ def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Pa
     assert "1 epochs fit in --fit-minutes" in (out / "train.log").read_text()
 
 
+@pytest.mark.slow  # three tiny training epochs (~45 s)
 def test_fit_minutes_never_plans_more_epochs_than_the_config_asks(tmp_path: Path) -> None:
     from shoeseg.training.train import main
 
@@ -253,6 +257,7 @@ def test_fit_minutes_never_plans_more_epochs_than_the_config_asks(tmp_path: Path
     assert "fit in --fit-minutes" not in (out / "train.log").read_text()
 
 
+@pytest.mark.slow  # two torchrun processes (~35 s)
 def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     """DDP through the same entry point (gloo on the CPU): both ranks train, rank 0 validates and saves, and
     the time budget (--fit-minutes / --max-minutes) stops both ranks after the same epoch."""
