@@ -27,12 +27,21 @@ from shoeseg.constants import DEFAULT_LOW_CONFIDENCE
 from shoeseg.model import load_model
 from shoeseg.model.inference import scale_sizes
 from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, onnx_file
+from shoeseg.pipeline.cost import (
+    DEFAULT_MAX_BATCH_COST,
+    DEFAULT_MAX_REQUEST_COST,
+    BusyError,
+    CostLimitError,
+    admit,
+    request_cost,
+)
 from shoeseg.pipeline.image_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
     LetterboxInfo,
+    image_size,
     request_payload,
 )
 from shoeseg.pipeline.options import OptionError, Options, parse_options, split_request
@@ -46,6 +55,7 @@ CONFIDENCE_HEADER = "X-Cutout-Confidence"  # REST response header: the cutout's 
 # (shoeseg/pipeline/options.py), or why it was refused.
 Item = tuple[np.ndarray, LetterboxInfo, Options] | InvalidImageError
 Decoded = tuple[np.ndarray, Options] | InvalidImageError  # a request's image and options, or why not
+Parsed = tuple[bytes, Options, float] | InvalidImageError  # its body, options and cost (header only), or why not
 
 
 def _internal(err: Exception, stage: str) -> InvalidImageError:
@@ -112,6 +122,18 @@ def best_predictors(model: torch.nn.Module, model_dir: Path, main: Predictor, me
     return {side: OnnxPredictor(g, threads, memory_arena, chunk=1) for side, g in found.items() if g.is_file()}
 
 
+def _cost_limits(settings: dict[str, Any]) -> tuple[float, float]:
+    """handler.max_request_cost and max_batch_cost (shoeseg/pipeline/cost.py; 0: no limit), checked."""
+    request = float(settings.get("max_request_cost", DEFAULT_MAX_REQUEST_COST))
+    batch = float(settings.get("max_batch_cost", DEFAULT_MAX_BATCH_COST))
+    if request < 0 or batch < 0 or (batch and not 0 < request <= batch):
+        raise ValueError(
+            f"handler.max_request_cost ({request:g}) and max_batch_cost ({batch:g}) in model-config.yaml: "
+            "max_batch_cost must be 0 (no batch limit) or at least max_request_cost, which is then above 0"
+        )
+    return request, batch
+
+
 class ResUNetHandler(BaseHandler):
     """Decode -> letterbox -> batched ResUNet forward -> un-letterbox -> RGBA PNG at the input's size.
 
@@ -150,6 +172,7 @@ class ResUNetHandler(BaseHandler):
         self.model, self.predictor = model, predictor
         self.max_request_bytes = int(settings.get("max_request_bytes", DEFAULT_MAX_BYTES))
         self.max_response_bytes = int(settings.get("max_response_bytes", 0))  # 0: not checked
+        self.max_request_cost, self.max_batch_cost = _cost_limits(settings)
         # below this confidence a cutout is counted in LowConfidenceCutouts (worth a person's look)
         self.low_confidence = float(settings.get("low_confidence", DEFAULT_LOW_CONFIDENCE))
         # Photos of every size pass through one long-lived worker: without trimming, glibc keeps the pages
@@ -193,7 +216,8 @@ class ResUNetHandler(BaseHandler):
         the good ones; requests run in parallel on ``self.pool`` (OpenCV and Pillow release the GIL)."""
         t0 = time.perf_counter()
         content_types = [self._content_type(idx) for idx in range(len(data))]
-        decoded = list(self.pool.map(self._decode, data, content_types))
+        parsed = self._admit(list(self.pool.map(self._parse, data, content_types)))
+        decoded = list(self.pool.map(self._decode, parsed))
         t1 = time.perf_counter()
         prepared = list(self.pool.map(self._letterbox, decoded))
         arrays = [item[3] for item in prepared if isinstance(item, tuple)]
@@ -204,11 +228,38 @@ class ResUNetHandler(BaseHandler):
         self._metric("BatchSize", len(data), unit="count", metric_type=MetricTypes.HISTOGRAM)
         return batch, items
 
-    def _decode(self, request: dict[str, Any], content_type: str | None) -> Decoded:
-        """One request -> (RGB image, its options), or the error that refuses it."""
+    def _parse(self, request: dict[str, Any], content_type: str | None) -> Parsed:
+        """One request -> (its body, options, cost from the image's header), or the error that refuses it;
+        nothing is decoded yet, so a request over ``max_request_cost`` is refused before any work."""
         try:
             fields, options = split_request(request, content_type, self.defaults)
             payload = request_payload(fields, content_type, self.max_request_bytes)
+            width, height = image_size(payload, self.remover.max_pixels)
+            cost = request_cost(width * height, options)
+            if self.max_request_cost and cost > self.max_request_cost:
+                raise CostLimitError(width, height, options, cost, self.max_request_cost)
+            return payload, options, cost
+        except InvalidImageError as err:
+            return err
+        except Exception as err:  # noqa: BLE001 - an unforeseen failure still fails only this request
+            return _internal(err, "reading")
+
+    def _admit(self, parsed: list[Parsed]) -> list[Parsed]:
+        """The batch's requests cheapest first while their cost fits ``max_batch_cost``; the others become 429
+        Busy, untouched: cheap requests never wait behind more than that, and no batch grows past it."""
+        costs = [item[2] if isinstance(item, tuple) else None for item in parsed]
+        admission = admit(costs, self.max_batch_cost)
+        return [
+            BusyError(costs[idx], admission.total, self.max_batch_cost) if ok is False else item
+            for idx, (item, ok) in enumerate(zip(parsed, admission.admitted, strict=True))
+        ]
+
+    def _decode(self, item: Parsed) -> Decoded:
+        """(body, options, cost) -> (RGB image, its options), or the error that refuses it."""
+        if isinstance(item, InvalidImageError):
+            return item
+        payload, options, _ = item
+        try:
             return self.remover.decode(payload), options
         except InvalidImageError as err:
             return err
@@ -309,6 +360,8 @@ class ResUNetHandler(BaseHandler):
         logger.info("request %d refused (%d): %s", idx, err.status, err.message)
         self.context.set_response_status(err.status, HTTPStatus(err.status).phrase, idx=idx)
         self.context.set_response_content_type(idx, "application/json")
+        if isinstance(err, BusyError):  # clients and proxies wait this long before they retry
+            self.context.set_response_header(idx, "Retry-After", str(err.retry_after))
         doc = err.to_json()
         self._metric("InvalidImages", 1, unit="count", metric_type=MetricTypes.COUNTER)
         # by the JSON body's type (InvalidImage, ImageTooLarge, CostLimit, Busy ...): alert on a kind's rate

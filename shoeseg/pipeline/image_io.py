@@ -165,12 +165,7 @@ def decode_image(data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT
         warnings.simplefilter("ignore")
         image = _open(data, max_pixels)
         width, height = image.size
-        if width * height > max_pixels:
-            raise InvalidImageError(
-                f"image is {width}x{height} = {width * height:,} pixels, above the {max_pixels:,} pixel limit; "
-                "downscale it and retry",
-                413,
-            )
+        _check_pixels(width, height, max_pixels)
         try:
             image.seek(0)  # first frame of GIF / multi-page TIFF / MPO
             image.load()
@@ -184,6 +179,27 @@ def decode_image(data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT
         return pil_to_rgb(image)
     except Exception as err:  # noqa: BLE001
         raise InvalidImageError(f"cannot convert {image.mode} {image.format} image to RGB ({err})", 415) from err
+
+
+def image_size(data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the header alone, nothing decoded: what a request costs is known before any work.
+    Refuses what ``decode_image`` would refuse at the header (empty, not an image, over ``max_pixels``)."""
+    if not data:
+        raise InvalidImageError(f"empty request body; {_HOW_TO_SEND}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        width, height = _open(bytes(data) if not isinstance(data, bytes) else data, max_pixels).size
+    _check_pixels(width, height, max_pixels)
+    return width, height
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InvalidImageError(
+            f"image is {width}x{height} = {width * height:,} pixels, above the {max_pixels:,} pixel limit; "
+            "downscale it and retry",
+            413,
+        )
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
