@@ -131,7 +131,9 @@ bench: venv
 	$(PY) -m benchmarks.run --out reports --weights "$(WEIGHTS)" $(BENCH_ARGS)
 
 ## loadtest: 16 clients for 3 min (after 30 s warm-up) of mixed good and bad images against a fresh TorchServe
-## on loopback serving WEIGHTS -> reports/loadtest.md, loadtest.json (LOADTEST_ARGS=--duration 60 for less)
+## on loopback serving WEIGHTS, then an overload phase (128 clients for 30 s against the job queue of 64: 200,
+## 4xx or a fast 503 only, same worker) and 30 s of recovery at 16 clients -> reports/loadtest.md, loadtest.json
+## (LOADTEST_ARGS=--duration 60 for less, --overload-clients 0 without the overload phase)
 .PHONY: loadtest faulttest
 loadtest: check-weights venv
 	$(PY) -m benchmarks.loadtest --weights "$(WEIGHTS)" --out reports $(LOADTEST_ARGS)
@@ -140,6 +142,14 @@ loadtest: check-weights venv
 faulttest: check-weights venv
 	$(PY) -m benchmarks.loadtest --weights "$(WEIGHTS)" --out reports --clients 8 --warmup 0 --duration 60 \
 		--kill-worker-after 20 $(FAULT_ARGS)
+
+## soak: 16 clients for SOAK_MINUTES (30) of mixed good and bad images of every size (0.3-24 MP) against a fresh
+## TorchServe serving WEIGHTS, the worker's RSS and the frontend's heap sampled every 10 s; bars: 0 5xx, RSS
+## growth < 5 % from minute 5, p99 of the last 5 min within 20 % of minutes 5-10 -> reports/soak.md, .json, .png
+SOAK_MINUTES ?= 30
+.PHONY: soak
+soak: check-weights venv
+	$(PY) -m benchmarks.soak --weights "$(WEIGHTS)" --minutes $(SOAK_MINUTES) --out reports $(SOAK_ARGS)
 
 ## fuzz: the long fuzz run, tests/test_fuzz.py's properties in turn for FUZZ_MINUTES (make test runs a few
 ## dozen examples each) -> reports/fuzz.json with the examples run and any failure's shrunk example
