@@ -120,7 +120,7 @@ options-gains: venv
 		--out reports/options/quality_best.json
 	nice -n 15 $(PY) -m shoeseg.training.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
 
-## gallery: docs/gallery.png (photo | mask | cutout on white) from $(DATA_ROOT)/photos with WEIGHTS
+## gallery: docs/gallery.png (photo | mask | cutout on magenta) from $(DATA_ROOT)/photos with WEIGHTS
 .PHONY: gallery options-gains
 gallery: venv
 	$(PY) -m benchmarks.gallery --photos $(DATA_ROOT)/photos --weights $(WEIGHTS) --out docs/gallery.png
