@@ -293,3 +293,23 @@ def test_a_stage_config_inherits_its_base_and_writes_only_what_changes(tmp_path:
     gpu, stage4 = TrainConfig.load(shipped / "stage3_gpu.yaml"), TrainConfig.load(shipped / "stage4_gpu.yaml")
     assert (stage4.image_size, stage4.batch_size, stage4.augment) == (512, 16, gpu.augment)
     assert stage4.lr == gpu.lr / 2
+
+
+def test_resume_pack_is_smaller_and_loads_back_as_fp32(tmp_path: Path) -> None:
+    from shoeseg.training.ship import pack_resume
+
+    model = torch.nn.Linear(64, 64)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 64)).sum().backward()
+    optimizer.step()
+    full = {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3, "best_iou": 0.9}
+    torch.save(full, tmp_path / "last.pth")
+    pack_resume(tmp_path / "last.pth", tmp_path / "small.pth")
+    assert (tmp_path / "small.pth").stat().st_size < 0.6 * (tmp_path / "last.pth").stat().st_size
+    small = torch.load(tmp_path / "small.pth", weights_only=False)
+    assert small["epoch"] == 3 and small["state_dict"]["weight"].dtype == torch.float16
+    again = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    again.load_state_dict(small["optimizer"])
+    state = next(iter(again.state.values()))
+    assert state["exp_avg_sq"].dtype == torch.float32 and float(state["step"]) == 1.0
+    assert (state["exp_avg_sq"] > 0).all()  # bf16 keeps Adam's tiny second moments (fp16 would zero them)
