@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from shoeseg.training.evaluate import boundary_agreement, edge_band_confidence, edge_confidence
+from shoeseg.model.inference import cutout_confidence
+from shoeseg.training.evaluate import boundary_agreement, served_band_confidence
 from shoeseg.training.peers import U2NET_MEMBER, U2NET_WHEEL, U2Net, extract_u2net, load_peers
 from tests.test_training import make_tiny_data
 
@@ -67,15 +68,15 @@ def test_evaluate_adds_structure_metrics_grids_confidence_and_peers(tmp_path: Pa
     assert u2net["hole_recall"] == 0.0  # ... and fills the hole it does not see (the image has none)
     assert set(report) == {"white", "quality_best", "peers"}  # the keys it always had
     confidence = json.loads((tmp_path / "scores_confidence.json").read_text())["resunet"]["white"]
-    assert set(confidence) == {"edge", "band", "edge_x_band"}
-    assert confidence["edge"]["flagged_n"] == 1  # ceil(10 % of 4)
+    assert set(confidence) == {"served", "band", "served_x_band"}
+    assert confidence["served"]["flagged_n"] == 1  # ceil(10 % of 4)
     for name in ("worst", "worst_biou"):
         grid = cv2.imread(str(tmp_path / f"scores_{name}.png"))
         assert grid is not None and grid.shape[0] == 4 * 200
     rows = json.loads((tmp_path / "scores_images.json").read_text())
     assert {r["model"] for r in rows} == {"resunet", "resunet quality=best", "u2netp", "u2net"}
     ours = [r for r in rows if r["model"] == "resunet"]
-    assert len(ours) == 4 and all(0 <= r["confidence_edge_x_band"] <= 1 for r in ours)
+    assert len(ours) == 4 and all(0 <= r["confidence_served_x_band"] <= 1 for r in ours)
     assert [r["hole_recall"] is None for r in ours] == [False, True, True, True]  # only image 0 has a hole
 
 
@@ -83,10 +84,10 @@ def test_confidences_rank_a_crisp_mask_above_a_wavering_one() -> None:
     crisp = np.zeros((128, 128), np.float32)
     crisp[32:96, 32:96] = 1
     soft, softer = (cv2.GaussianBlur(crisp, (k, k), 0) for k in (5, 9))  # the edge undecided over ~2, ~4 px
-    assert edge_confidence(crisp) == boundary_agreement(crisp) == edge_band_confidence(crisp) == 1.0
-    for confidence in (edge_confidence, boundary_agreement, edge_band_confidence):
+    assert cutout_confidence(crisp) == boundary_agreement(crisp) == served_band_confidence(crisp) == 1.0
+    for confidence in (cutout_confidence, boundary_agreement, served_band_confidence):
         assert 1.0 > confidence(soft) > confidence(softer) >= 0.0
-    assert edge_band_confidence(soft) < min(edge_confidence(soft), boundary_agreement(soft))
+    assert served_band_confidence(soft) < min(cutout_confidence(soft), boundary_agreement(soft))
 
 
 def test_u2net_runs_as_rembg_does() -> None:

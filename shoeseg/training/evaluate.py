@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from shoeseg.constants import DEFAULT_WEIGHTS
 from shoeseg.model import load_model
-from shoeseg.model.inference import edge_uncertainty
+from shoeseg.model.inference import cutout_confidence
 from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, export_onnx
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.pipeline.options import QUALITIES
@@ -50,13 +50,6 @@ from .peers import DEFAULT_PEER_DIRS
 Predictor = Callable[[np.ndarray], np.ndarray]
 Confidence = Callable[[np.ndarray], float]  # (H, W) predicted alpha -> how sure the cutout is (higher: surer)
 
-EDGE_SCALE = 0.03  # edge_uncertainty of a cutout a person would want to look at: ~0.05; of a crisp one ~0.005
-
-
-def edge_confidence(alpha: np.ndarray) -> float:
-    """(H, W) alpha -> exp(-edge_uncertainty / EDGE_SCALE) in (0, 1]: the undecided area per foreground pixel."""
-    return float(np.exp(-edge_uncertainty(alpha) / EDGE_SCALE))
-
 
 def boundary_agreement(alpha: np.ndarray, low: float = 0.1, high: float = 0.9) -> float:
     """(H, W) alpha -> Boundary IoU of the masks at ``alpha >= high`` and ``alpha >= low`` in [0, 1]: 1 when
@@ -65,18 +58,20 @@ def boundary_agreement(alpha: np.ndarray, low: float = 0.1, high: float = 0.9) -
     return boundary_iou(alpha >= high, alpha >= low)
 
 
-def edge_band_confidence(alpha: np.ndarray) -> float:
-    """``edge_confidence`` x ``boundary_agreement``: the first ranks the clearly bad cutouts lowest (area
-    error), the second orders the rest by how sure their contour is (boundary error)."""
-    return edge_confidence(alpha) * boundary_agreement(alpha)
+def served_band_confidence(alpha: np.ndarray) -> float:
+    """``cutout_confidence`` (the served X-Cutout-Confidence) x ``boundary_agreement``: the first ranks the
+    clearly bad cutouts lowest (undecided area per object pixel), the second orders the rest by how sure their
+    contour is. Full bench, shipped weights, default pass: Spearman with Boundary IoU 0.74 / 0.72 (scene /
+    white) where the served one alone gives 0.60 / 0.51, the same bad cutouts caught but one."""
+    return cutout_confidence(alpha) * boundary_agreement(alpha)
 
 
-# Per-cutout confidence definitions scored against Boundary IoU (ours only). ``edge`` ranks as the served
-# X-Cutout-Confidence does (a function of edge_uncertainty alone).
+# Per-cutout confidence definitions scored against Boundary IoU (ours only): ``served`` is what the server
+# answers with (``model.inference.cutout_confidence``), the others are candidates for it.
 CONFIDENCES: dict[str, Confidence] = {
-    "edge": edge_confidence,
+    "served": cutout_confidence,
     "band": boundary_agreement,
-    "edge_x_band": edge_band_confidence,
+    "served_x_band": served_band_confidence,
 }
 GRIDS = {"iou": "worst.png", "biou": "worst_biou.png"}  # ranking -> file name suffix beside the JSON
 GRID_ROWS = 8
