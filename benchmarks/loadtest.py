@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadtest", description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=ts.DEFAULT_WEIGHTS)
     parser.add_argument("--url", help="a running server's inference address (loopback); default: start one")
-    parser.add_argument("--management", default="http://127.0.0.1:8081", help="with --url: its management address")
+    parser.add_argument("--management", default=ts.DEFAULT_MANAGEMENT_URL, help="with --url: its management address")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=180, help="measured seconds (default 180)")
     parser.add_argument("--warmup", type=float, default=30, help="warm-up seconds before RSS is read (default 30)")

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=ts.DEFAULT_WEIGHTS)
     parser.add_argument("--url", help="a running server's inference address (loopback); default: start one")
-    parser.add_argument("--management", default="http://127.0.0.1:8081", help="with --url: its management address")
+    parser.add_argument("--management", default=ts.DEFAULT_MANAGEMENT_URL, help="with --url: its management address")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--minutes", type=float, default=FULL_MINUTES)
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between RSS / heap samples")

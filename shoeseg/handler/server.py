@@ -28,8 +28,10 @@ from PIL import Image
 
 from shoeseg.constants import (
     DEFAULT_GRPC_INFERENCE_PORT,
+    DEFAULT_HOST,
     DEFAULT_INFERENCE_URL,
     DEFAULT_MANAGEMENT_URL,
+    DEFAULT_METRICS_PORT,
     DEFAULT_WEIGHTS,
     MODEL_NAME,
     PACKAGE_DIR,
@@ -175,7 +177,7 @@ class Server:
 
     @property
     def metrics_url(self) -> str:
-        return self.props.get("metrics_address", "http://127.0.0.1:8082")
+        return self.props.get("metrics_address", f"http://{DEFAULT_HOST}:{DEFAULT_METRICS_PORT}")
 
     @property
     def grpc_inference(self) -> str:
