@@ -9,7 +9,7 @@ SERVE_TIMEOUT ?= 300
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv protos mar serve stop test test-unit lint check-weights clean image
+.PHONY: venv protos mar calibrate serve stop test test-unit lint check-weights clean image
 
 ## venv: .venv with the project (editable) and its dev tools; redone when pyproject.toml changes
 venv: $(VENV)/.installed
@@ -31,6 +31,11 @@ check-weights:
 ## mar: model_store/resunet.mar from WEIGHTS (+ the model and handler packages, model-config.yaml)
 mar: check-weights venv
 	$(PY) -m shoeseg.handler.server mar --weights "$(WEIGHTS)" --export $(MODEL_STORE)
+
+## calibrate: the int8 graph's activation ranges for WEIGHTS over 256 training composites (never bench) ->
+## <weights>.int8.json beside them (commit it with them); make mar then packs the int8 graph too
+calibrate: check-weights venv
+	$(PY) -m shoeseg.training.calibrate --weights "$(WEIGHTS)" --data $(DATA_ROOT)
 
 ## serve: (re)start TorchServe in the background from .serve/ and wait until a real prediction succeeds
 serve: check-weights venv protos mar

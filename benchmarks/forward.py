@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import tempfile
 import time
 import traceback
@@ -33,7 +32,7 @@ EAGER = "eager fp32"
 CHANNELS_LAST = "eager channels_last"
 COMPILE = "torch.compile (inductor)"
 ORT = "onnxruntime fp32"
-ORT_INT8 = "onnxruntime int8 (dynamic)"
+ORT_INT8 = "onnxruntime int8 (static)"
 TORCH_INT8 = "torch int8 (dynamic)"
 TORCHSCRIPT = "torchscript trace+freeze"
 
@@ -116,8 +115,11 @@ def count_gflops(model: nn.Module, size: int) -> float:
 
 
 def probability(logits: Any) -> np.ndarray:
-    """(B, 2, H, W) logits (tensor or array) -> (B, H, W) foreground probability as float32 numpy."""
+    """(B, 2, H, W) logits (tensor or array) -> (B, H, W) foreground probability as float32 numpy; (B, H, W)
+    is already one (the served graphs end in it)."""
     t = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits)
+    if t.ndim == 3:
+        return t.float().contiguous().numpy()
     return torch.softmax(t.float(), dim=1)[:, 1].contiguous().numpy()
 
 
@@ -194,19 +196,14 @@ def ort_runner(session: Any) -> Runner:
     return run
 
 
-def quantize_onnx_int8(src: Path, dst: Path) -> None:
-    """onnxruntime dynamic int8 quantisation (weights int8, activations quantised at run time)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def served_int8_graph(model: nn.Module, weights: Path | None, size: int) -> Path:
+    """The CPU server's default graph: static int8 from the ranges calibrated beside ``weights`` (``make
+    calibrate``), probabilities out; raises with the reason when there is none to time."""
+    if weights is None or size != model.config.input_size:
+        raise ValueError("the int8 graph needs the checkpoint at its own input size")
+    from shoeseg.pipeline.remover import cached_graph
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # it logs a 'consider pre-processing' warning on the root logger
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(None):
-            warnings.simplefilter("ignore")
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
-    finally:
-        root.setLevel(level)
+    return cached_graph(model, weights, size, int8=True)
 
 
 # ---- the benchmark ----------------------------------------------------------------------------------
@@ -242,8 +239,11 @@ def _step(rows: list[ForwardRow], row: ForwardRow, log: Callable[[str], None]) -
     log(f"           -> {shown} ({took:.1f} s){' ' + row.note if row.note else ''}")
 
 
-def bench_ours(model: nn.Module, suite: ForwardSuite, gflops: float | None, workdir: Path) -> list[ForwardRow]:
-    """Our model in every execution path at ``suite.size``, each batch size in ``suite.plans``."""
+def bench_ours(
+    model: nn.Module, suite: ForwardSuite, gflops: float | None, workdir: Path, weights: Path | None = None
+) -> list[ForwardRow]:
+    """Our model in every execution path at ``suite.size``, each batch size in ``suite.plans``; ``weights``:
+    its checkpoint, for the calibrated int8 graph (None: random weights, that row is skipped)."""
     model = model.eval()
     size = f"{suite.size}x{suite.size}"
     rows: list[ForwardRow] = []
@@ -305,21 +305,19 @@ def bench_ours(model: nn.Module, suite: ForwardSuite, gflops: float | None, work
         rows.extend(row(ORT, b, status="failed", note=how) for b in suite.plans)
 
     if suite.int8 and exported:
-        int8_path = workdir / "ours.int8.onnx"
         start = time.perf_counter()
         try:
-            quantize_onnx_int8(onnx_path, int8_path)
-            session = ort_session(int8_path, suite.threads)
+            session = ort_session(served_int8_graph(model, weights, suite.size), suite.threads)
             quant_s = time.perf_counter() - start
-        except Exception as err:  # noqa: BLE001
-            rows.extend(row(ORT_INT8, b, status="failed", note=_first_line(err)) for b in suite.plans)
+        except Exception as err:  # noqa: BLE001 - e.g. random weights: nothing calibrated
+            rows.extend(row(ORT_INT8, b, status="skipped", note=_first_line(err)) for b in suite.plans)
         else:
             for batch, plan in suite.plans.items():
                 with _step(rows, row(ORT_INT8, batch, setup_s=quant_s), suite.log) as r:
                     r.timing, _, r.max_dp = time_runner(
                         ort_runner(session), inputs[batch].numpy(), plan, refs.get(batch)
                     )
-                    r.note = "onnxruntime.quantization.quantize_dynamic (Conv -> ConvInteger, uint8 weights)"
+                    r.note = "QDQ, per-channel int8 weights, uint8 activations calibrated (make calibrate)"
             del session
     else:
         why = "needs the ONNX export" if suite.int8 else "skipped (--quick)"

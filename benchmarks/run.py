@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         log(f"forward, ours at {size}x{size} ...")
         ours_gflops = fw.count_gflops(model, size)
-        rows = fw.bench_ours(model, suite, ours_gflops, workdir)
+        rows = fw.bench_ours(model, suite, ours_gflops, workdir, weights)
         sections["forward ours"] = time.perf_counter() - t
 
         t = time.perf_counter()

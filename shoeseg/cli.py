@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shoeseg.constants import DEFAULT_LOW_CONFIDENCE, DEFAULT_WEIGHTS, REPO_ROOT
+from shoeseg.constants import DEFAULT_LOW_CONFIDENCE, DEFAULT_WEIGHTS, REPO_ROOT, RUNTIMES
 
 if TYPE_CHECKING:
     from shoeseg.pipeline.remover import Cutout
@@ -174,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("-o", "--out", help="output file or folder (- or none with stdin: stdout)")
     remove.add_argument("--weights", help=f"checkpoint (default: the shipped {DEFAULT_WEIGHTS.name})")
     remove.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
-    remove.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
-                        help="auto: onnxruntime on CPU (what the CPU server runs), PyTorch on CUDA")  # fmt: skip
+    remove.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="auto: onnxruntime on CPU (what the CPU server runs), PyTorch on CUDA; "
+                        "onnx-int8: the calibrated int8 graph")  # fmt: skip
     remove.add_argument("--overwrite", action="store_true", help="redo results that already exist")
     remove.add_argument("--low-confidence", type=float, default=DEFAULT_LOW_CONFIDENCE, metavar="C",
                         help="list cutouts less confident than C as CHECK lines (default %(default)s)")  # fmt: skip

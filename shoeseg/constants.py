@@ -15,6 +15,9 @@ REPO_ROOT = PACKAGE_DIR.parent
 MODEL_NAME = "resunet"  # the model's name in TorchServe's URLs and its .mar
 DEFAULT_WEIGHTS = PACKAGE_DIR / "weights" / "resunet.pth"  # the shipped fp16 checkpoint (package data)
 DEFAULT_DATA_ROOT = "../shared/data"  # beside the checkout; $SHOESEG_DATA overrides it
+# Forward paths (library, command, handler.runtime): auto is onnxruntime on a CPU, PyTorch on CUDA; onnx-int8
+# the int8 graph calibrated for the weights (shoeseg.model.quantize).
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 
 # Where config.properties puts each API (loopback only by default).
 DEFAULT_HOST = "127.0.0.1"

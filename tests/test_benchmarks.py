@@ -230,7 +230,10 @@ def test_bars_pick_the_fastest_exact_path_and_derive_the_seed() -> None:
     assert lines[2].startswith("PASS") and "batchSize 8 (shipped)" in lines[2] and "3.40x" in lines[2]
     # batchSize 1: 0.25 - 0.3 + 1.5 = 1.45 s per image -> 4 / (1 / 1.45) = 5.8x, reported, not judged
     assert lines[3].startswith("INFO end-to-end") and "batchSize 1:" in lines[3] and "5.80x" in lines[3]
-    assert lines[4].startswith("INFO cold start") and "12.0 s (batchSize 8)" in lines[4]
+    assert lines[4].startswith("SKIP default request vs seed")  # no 1-client level in this run
+    assert "int8 forward 100 ms vs fp32 graph 300 ms = 3.00x" in lines[5]
+    assert lines[6].startswith("SKIP quality=best")
+    assert lines[7].startswith("INFO cold start") and "12.0 s (batchSize 8)" in lines[7]
     assert any("Dynamic batching (batchSize 8) served fewer images/s" in f for f in findings(results))
 
 
@@ -242,7 +245,12 @@ def test_quality_best_loads_get_their_own_rows_and_leave_the_bars_alone() -> Non
     rows = server_table(_results(forward, [best]))
     assert any("batchSize 8), quality=best | 4 | 8 | 0 | 3000 | 3000 | 0.50 |" in row for row in rows)
     assert len(rows) == len(server_table(_results(forward, [plain]))) + 1
-    assert bars(_results(forward, [best])) == bars(_results(forward, [plain]))
+    with_best, without = bars(_results(forward, [best])), bars(_results(forward, [plain]))
+    judged = [line for line in with_best if "quality=best" in line]  # the one bar about it: 2 vs 0.5 images/s
+    assert len(judged) == 1 and judged[0].startswith("FAIL") and "= 4.00x the cost" in judged[0]
+    assert [line for line in with_best if "quality=best" not in line] == [
+        line for line in without if "quality=best" not in line
+    ]
     assert best.to_dict()["best_loads"][0]["clients"] == 4
 
 

@@ -1,9 +1,12 @@
-"""shoeseg.client without a server: how answers are classified and how the command line reads options."""
+"""shoeseg.client without TorchServe: how answers are classified and how the command line reads options."""
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from PIL import Image
 
 from shoeseg.client import ImageRejectedError, ServiceError
 from shoeseg.client.__main__ import main
-from shoeseg.client.client import _result
+from shoeseg.client.client import _result, predict_rest
 
 
 def encoded(fmt: str) -> bytes:
@@ -45,3 +48,43 @@ def test_cli_reports_an_unreachable_server(tmp_path: Path, capsys: pytest.Captur
     code = main([str(photo), "-O", "format=webp", "--url", "http://127.0.0.1:9", "--retries", "0", "--timeout", "5"])
     assert code == 1 and "cannot reach http://127.0.0.1:9/resunet/predict?format=webp" in capsys.readouterr().err
     assert not (tmp_path / "shoe_cutout.webp").exists()
+
+
+class BusyOnce(http.server.BaseHTTPRequestHandler):
+    """Answers its first POST as the handler does when a batch's cost budget is spent (429 Busy with
+    Retry-After), the next ones with a PNG; records when each came."""
+
+    times: list[float] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        BusyOnce.times.append(time.monotonic())
+        if len(BusyOnce.times) == 1:
+            body = json.dumps({"code": 429, "type": "Busy", "message": "come back", "retry_after": 1}).encode()
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+        else:
+            body = encoded("PNG")
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_rest_client_retries_429_busy_after_its_retry_after() -> None:
+    BusyOnce.times = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BusyOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    retried: list[Exception] = []
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = predict_rest(encoded("PNG"), url=url, retries=1, backoff=0.01, on_retry=lambda n, e: retried.append(e))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result == encoded("PNG")
+    assert len(BusyOnce.times) == 2 and "HTTP 429" in str(retried[0])
+    assert BusyOnce.times[1] - BusyOnce.times[0] >= 1.0  # waited for Retry-After, not the 0.01 s backoff

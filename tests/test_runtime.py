@@ -68,7 +68,7 @@ def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.
     assert isinstance(choose_predictor(model, empty, "auto"), TorchPredictor)
     with pytest.raises(FileNotFoundError, match="needs resunet.onnx"):
         choose_predictor(model, empty, "onnx")
-    with pytest.raises(ValueError, match="use auto, onnx or torch"):
+    with pytest.raises(ValueError, match="use one of auto, torch, onnx, onnx-int8"):
         choose_predictor(model, graph.parent, "tensorrt")
 
 

@@ -27,6 +27,9 @@ GRPC_MAX_MESSAGE = 300 * 1024 * 1024
 # Worker busy / restarting / out of resources: TorchServe answers 507 "Worker died." to the requests a
 # crashed worker held, 503 while the queue is full or no worker is up.
 RETRY_HTTP = {502, 503, 504, 507}
+# 429 Busy: the batch's cost budget was spent before this request's turn; nothing was done and the answer
+# says when to come back (Retry-After, s), which the retry waits for instead of the backoff.
+BUSY_HTTP = 429
 
 T = TypeVar("T")
 
@@ -65,7 +68,9 @@ def _option_text(value: str | int | float | bool) -> str:
 
 
 class _RetryableError(Exception):
-    pass
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # the server's Retry-After, s (0: use the backoff)
 
 
 # Called before each retry with the attempt that failed (1-based) and why: count or log retries.
@@ -85,7 +90,8 @@ def _with_retries(
                 raise ServiceError(f"{err} (after {retries + 1} attempts)") from err
             if on_retry is not None:
                 on_retry(attempt + 1, err)
-            time.sleep(min(max_delay, backoff * 2**attempt) * random.uniform(0.5, 1.0))
+            jittered = min(max_delay, backoff * 2**attempt) * random.uniform(0.5, 1.0)
+            time.sleep(err.retry_after or jittered)
     raise AssertionError("unreachable")
 
 
@@ -105,7 +111,8 @@ def predict_rest(
     of ``/predictions``).
 
     Each attempt may take ``timeout`` seconds; connection errors, timeouts and ``RETRY_HTTP`` statuses are
-    retried ``retries`` times with exponential backoff starting at ``backoff`` seconds.
+    retried ``retries`` times with exponential backoff starting at ``backoff`` seconds, 429 Busy after the
+    server's Retry-After.
     """
     headers = {"Content-Type": "application/octet-stream"}  # not form-urlencoded: TorchServe would parse it
     if token:
@@ -125,13 +132,16 @@ def predict_rest(
         try:
             conn.request("POST", target, body=data, headers=headers)
             response = conn.getresponse()
-            status, body = response.status, response.read()
+            status, body, retry_after = response.status, response.read(), response.getheader("Retry-After", "")
         except (http.client.HTTPException, OSError) as err:  # refused, reset, timed out
             raise _RetryableError(f"cannot reach {endpoint}: {type(err).__name__}: {err}") from err
         finally:
             conn.close()
         if status in RETRY_HTTP:
             raise _RetryableError(f"HTTP {status} from {endpoint}: {body[:200]!r}")
+        if status == BUSY_HTTP:
+            wait = float(retry_after) if retry_after.isdigit() else backoff
+            raise _RetryableError(f"HTTP 429 from {endpoint}: {body[:200]!r}", retry_after=wait)
         if status == 413 and not body:  # TorchServe's frontend: above max_request_size, no JSON
             message = f"the body ({len(data):,} bytes) is above the server's request size limit (max_request_size)"
             raise ImageRejectedError(413, "RequestTooLarge", message)

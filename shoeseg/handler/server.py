@@ -94,6 +94,24 @@ def free_port_overrides() -> dict[str, str]:
     }
 
 
+def pack_graphs(weights: Path, folder: Path) -> list[Path]:
+    """The CPU worker's graphs of ``weights`` into ``folder``: one per quality=best side (the model's own
+    first), plus the int8 one when ``weights`` has calibrated ranges (``model.quantize.ranges_file``)."""
+    from shoeseg.model import load_model
+    from shoeseg.model.inference import scale_sizes
+    from shoeseg.model.quantize import CalibrationError, quantize_graph
+    from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, export_onnx, onnx_file
+
+    model = load_model(weights, "cpu")
+    size = model.config.input_size
+    graphs = [export_onnx(model, folder / onnx_file(side, size), side) for side in scale_sizes(size)]
+    try:
+        graphs.append(quantize_graph(folder / ONNX_FILE, folder / INT8_FILE, weights))
+    except CalibrationError as err:  # a .mar without it still serves; only handler.runtime onnx-int8 needs it
+        print(f"no int8 graph in the .mar: {err}")
+    return graphs
+
+
 def build_mar(
     weights: Path,
     export_dir: Path,
@@ -122,13 +140,7 @@ def build_mar(
         for module in ("__init__.py", "constants.py"):
             shutil.copy2(PACKAGE_DIR / module, src / "shoeseg" / module)
         if onnx:  # the CPU worker's graph, exported once here instead of compiled at every worker start
-            from shoeseg.model import load_model
-            from shoeseg.model.inference import scale_sizes
-            from shoeseg.model.runtime import export_onnx, onnx_file
-
-            model = load_model(weights, "cpu")
-            for size in scale_sizes(model.config.input_size):  # quality=best's sides too, the input's first
-                export_onnx(model, src / onnx_file(size, model.config.input_size), size)
+            pack_graphs(weights, src)
         cmd = [
             _bin("torch-model-archiver"),
             "--model-name", model_name,

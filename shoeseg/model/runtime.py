@@ -23,6 +23,7 @@ from shoeseg.model.inference import foreground_probability, mirror_average
 ONNX_OPSET = 18
 ONNX_INPUT, ONNX_OUTPUT = "image", "foreground"
 ONNX_FILE = "resunet.onnx"  # the graph's name inside the .mar (the model's input size)
+INT8_FILE = "resunet_int8.onnx"  # its int8 QDQ version (shoeseg.model.quantize), packed when calibrated
 
 
 def onnx_file(size: int, input_size: int) -> str:

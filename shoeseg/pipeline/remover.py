@@ -10,7 +10,6 @@ TorchServe import here.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -22,10 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shoeseg.constants import DEFAULT_WEIGHTS
+from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
 from shoeseg.model.inference import cutout_confidence, scale_sizes
-from shoeseg.model.runtime import OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
+from shoeseg.model.quantize import is_calibrated, quantize_graph, weights_digest
+from shoeseg.model.runtime import INT8_FILE, OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
 from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.cutout import best_alpha
 from shoeseg.pipeline.image_io import (
@@ -41,7 +41,6 @@ from shoeseg.pipeline.image_io import (
 from shoeseg.pipeline.options import Options, parse_options
 
 ImageInput = bytes | bytearray | memoryview | str | os.PathLike | Image.Image | np.ndarray
-RUNTIMES = ("auto", "torch", "onnx")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -83,34 +82,43 @@ def graph_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shoeseg"
 
 
-def cached_graph(model: torch.nn.Module, weights: Path, size: int | None = None) -> Path:
+def cached_graph(model: torch.nn.Module, weights: Path, size: int | None = None, int8: bool = False) -> Path:
     """The model's ONNX graph at input side ``size`` (default its own), as the .mar packs it, exported once per
-    checkpoint, side and torch version (~20 s at 512 px on 2 CPU cores)."""
+    checkpoint, side and torch version (~20 s at 512 px on 2 CPU cores); ``int8``: its int8 QDQ graph, made
+    from the ranges calibrated beside ``weights`` (``model.quantize``; ``CalibrationError`` without them)."""
     size = size or model.config.input_size
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    name = onnx_file(size, model.config.input_size)
-    path = graph_cache_dir() / f"{digest}-{model.config.input_size}-torch{torch.__version__}-{name}"
+    name = INT8_FILE if int8 else onnx_file(size, model.config.input_size)
+    path = (
+        graph_cache_dir() / f"{weights_digest(weights)[:16]}-{model.config.input_size}-torch{torch.__version__}-{name}"
+    )
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(model, tmp, size)
+        if int8:
+            quantize_graph(cached_graph(model, weights, size), tmp, weights)
+        else:
+            export_onnx(model, tmp, size)
         tmp.replace(path)
     return path
 
 
 def onnx_runtime(model: torch.nn.Module, runtime: str = "auto") -> bool:
-    """Whether ``runtime`` means onnxruntime for ``model``: ``auto`` on a CPU (the CPU server's path: same
-    bytes, faster), never on CUDA (the GPU server runs eager PyTorch); ``torch`` / ``onnx`` force one."""
+    """Whether ``runtime`` means onnxruntime for ``model``: ``auto`` on a CPU (the CPU server's path), never
+    on CUDA (the GPU server runs eager PyTorch); ``torch`` / ``onnx`` / ``onnx-int8`` force one."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    return runtime == "onnx" or (runtime == "auto" and next(model.parameters()).device.type == "cpu")
+    return runtime.startswith("onnx") or (runtime == "auto" and next(model.parameters()).device.type == "cpu")
 
 
 def make_predictor(model: torch.nn.Module, weights: Path, runtime: str = "auto", size: int | None = None) -> Predictor:
-    """The forward path ``runtime`` asks for (``onnx_runtime``) at input side ``size`` (default the model's)."""
-    if onnx_runtime(model, runtime):
-        return OnnxPredictor(cached_graph(model, weights, size), threads=torch.get_num_threads(), chunk=1)
-    return TorchPredictor(model)
+    """The forward path ``runtime`` asks for (``onnx_runtime``) at input side ``size`` (default the model's).
+    The int8 graph (``onnx-int8``; ``auto`` on a CPU when ``weights`` are calibrated, as the CPU server) is
+    for the model's own side only: quality=best's other sides stay fp32, as in the .mar."""
+    if not onnx_runtime(model, runtime):
+        return TorchPredictor(model)
+    own_side = size in (None, model.config.input_size)
+    int8 = own_side and (runtime == "onnx-int8" or (runtime == "auto" and is_calibrated(weights)))
+    return OnnxPredictor(cached_graph(model, weights, size, int8), threads=torch.get_num_threads(), chunk=1)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ same sweeps at the same places, so their scores differ by the reflection alone.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,20 +32,17 @@ from .data import cutout_files, read_cutout, read_rgb
 from .studio import mirror_reflection
 
 
-def build_set(
+def composites(
     cutouts: list[Path],
     backgrounds: list[Path],
-    out: Path,
     scale: tuple[float, float] = (0.3, 0.9),
     longest: tuple[int, int] = (720, 1024),
     seed: int = 0,
     reflection: bool = False,
-) -> int:
-    """Write ``out/images/<stem>.jpg`` and ``out/masks/<stem>.png`` for each cutout; no ``backgrounds``: studio
-    sweeps, with ``reflection`` a glossy table's mirror image below the shoe. Returns the number of pairs."""
+) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
+    """Each cutout once on a canvas -> (cutout path, (H, W, 3) uint8 RGB composite, (H, W) float32 alpha); no
+    ``backgrounds``: studio sweeps, with ``reflection`` a glossy table's mirror image below the shoe."""
     rng = np.random.default_rng(seed)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
     for index, path in enumerate(cutouts):
         rgb, alpha = read_cutout(path)
         side, aspect = int(rng.integers(longest[0], longest[1] + 1)), rng.uniform(0.6, 1.5)  # aspect: h / w
@@ -57,13 +56,24 @@ def build_set(
         background = background.astype(np.float32)
         if reflection:  # its own generator: the main stream, hence the layout, stays that of --studio
             background = mirror_reflection(background, obj, mask, np.random.default_rng([seed, index]))
+        yield path, composite(obj, mask, background), mask
+
+
+def build_set(cutouts: list[Path], backgrounds: list[Path], out: Path, **layout: Any) -> int:
+    """Write ``out/images/<stem>.jpg`` and ``out/masks/<stem>.png`` for each of ``composites(cutouts,
+    backgrounds, **layout)``. Returns the number of pairs."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    count = 0
+    for path, image, mask in composites(cutouts, backgrounds, **layout):
         cv2.imwrite(
             str(out / "images" / f"{path.stem}.jpg"),
-            cv2.cvtColor(composite(obj, mask, background), cv2.COLOR_RGB2BGR),
+            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
             [cv2.IMWRITE_JPEG_QUALITY, 92],
         )
         cv2.imwrite(str(out / "masks" / f"{path.stem}.png"), np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
-    return len(cutouts)
+        count += 1
+    return count
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +102,12 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--backgrounds {args.backgrounds!r} matches no image")
     low, high = (float(v) for v in args.scale.split(","))
     count = build_set(
-        cutout_files(Path(args.cutouts)), backgrounds, args.out, (low, high), seed=args.seed, reflection=args.glossy
+        cutout_files(Path(args.cutouts)),
+        backgrounds,
+        args.out,
+        scale=(low, high),
+        seed=args.seed,
+        reflection=args.glossy,
     )
     print(f"wrote {count} pairs to {args.out}/images and {args.out}/masks")
 

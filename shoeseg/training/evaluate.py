@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,12 +26,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from shoeseg.constants import DEFAULT_WEIGHTS
+from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
-from shoeseg.model.inference import cutout_confidence
-from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, export_onnx
+from shoeseg.model.inference import cutout_confidence, scale_sizes
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.pipeline.options import QUALITIES
+from shoeseg.pipeline.remover import make_predictor
 
 from .data import pair_files, read_mask, read_rgb
 from .metrics import (
@@ -222,13 +221,6 @@ def image_row(scored: Scored, subset: str, model: str) -> dict:
     return row | {f"confidence_{k}": round(v, 6) for k, v in scored.confidence.items()}
 
 
-def onnx_predictor(model: torch.nn.Module, threads: int) -> OnnxPredictor:
-    """The model exported as the .mar packs it, in an onnxruntime session (the CPU server's path)."""
-    with tempfile.TemporaryDirectory(prefix="shoeseg-eval-") as tmp:
-        graph = export_onnx(model, Path(tmp) / ONNX_FILE, model.config.input_size)
-        return OnnxPredictor(graph, threads)  # the session holds the graph; the file may go
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with images/+masks/, or with subsets of them")
@@ -248,7 +240,10 @@ def main(argv: list[str] | None = None) -> None:
         "--quality", default="fast", help="the server's quality mode(s) to score, comma-separated: fast, best"
     )
     parser.add_argument(
-        "--runtime", choices=("torch", "onnx"), default="torch", help="onnx: the CPU server's path (onnxruntime)"
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="auto (default): the server's path (on a CPU the int8 graph when the weights are calibrated)",
     )
     args = parser.parse_args(argv)
     if args.threads:
@@ -256,10 +251,11 @@ def main(argv: list[str] | None = None) -> None:
 
     folders = subsets(Path(args.data))
     model = load_model(args.weights)
-    predictor = onnx_predictor(model, torch.get_num_threads()) if args.runtime == "onnx" else None
     qualities = [q.strip() for q in args.quality.split(",") if q.strip()]
     if not qualities or set(qualities) - set(QUALITIES):
         parser.error(f"--quality {args.quality!r}: give one or more of {', '.join(QUALITIES)}, comma-separated")
+    sides = scale_sizes(model.config.input_size) if "best" in qualities else [model.config.input_size]
+    predictor = {side: make_predictor(model, Path(args.weights), args.runtime, side) for side in sides}
     results: dict[str, dict[str, dict]] = {}
     by_quality: dict[str, dict[str, dict]] = {}
     confidence: dict[str, dict[str, dict]] = {}
