@@ -97,7 +97,7 @@ def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
 def choose_predictor(
     model: torch.nn.Module, model_dir: Path, runtime: str, memory_arena: bool = True, onnx_chunk: int = 1
 ) -> TorchPredictor | OnnxPredictor:
-    """``runtime`` auto: on CPU the .mar's int8 graph (bench: same IoU, ~2x faster), else its fp32 graph,
+    """``runtime`` auto: on CPU the .mar's int8 graph (bench: same IoU, 1.67x faster forward), else its fp32 graph,
     else eager PyTorch (GPU, or no graph); ``onnx`` (fp32) / ``onnx-int8`` / ``torch`` force one (the ONNX
     ones need their graph in the .mar and a CPU worker). ``memory_arena``, ``onnx_chunk`` (images per
     onnxruntime run): see ``OnnxPredictor``."""

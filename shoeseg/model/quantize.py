@@ -9,6 +9,7 @@ on any machine, in seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -30,8 +31,15 @@ class CalibrationError(RuntimeError):
 
 
 def weights_digest(weights: str | Path) -> str:
-    """sha256 hex digest of a checkpoint file: ties cached graphs and ranges to the exact weights."""
-    return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    """sha256 hex digest of a checkpoint file: ties cached graphs and ranges to the exact weights. Hashed once
+    per file version (a Remover asks for it per graph and for the ranges check)."""
+    stat = Path(weights).stat()
+    return _file_digest(str(Path(weights).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def ranges_file(weights: str | Path) -> Path:
@@ -59,6 +67,7 @@ def _preprocessed(graph: Path, tmp: Path):
 
 
 def _quantize(graph: Path, out: Path, cache: Path, inputs: Iterable[np.ndarray] | None = None) -> None:
+    """``graph`` -> int8 ``out``; ranges from ``inputs`` (then saved to ``cache``), else loaded from ``cache``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -69,7 +78,7 @@ def _quantize(graph: Path, out: Path, cache: Path, inputs: Iterable[np.ndarray] 
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(inputs or ())
+            self.batches = iter(inputs)
 
         def get_next(self) -> dict | None:
             batch = next(self.batches, None)
