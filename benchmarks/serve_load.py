@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from shoeseg.constants import MODEL_NAME, is_png
+from shoeseg.constants import MODEL_NAME, REPO_ROOT, is_png
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -248,13 +248,13 @@ def bench_server(
         root = workdir / f"serve-batch{batch_size}"
         home = root / "home"
         try:
-            config = model_config_with_batch(ts.REPO / "model-config.yaml", batch_size, root / "model-config.yaml")
+            config = model_config_with_batch(REPO_ROOT / "model-config.yaml", batch_size, root / "model-config.yaml")
             mar = ts.build_mar(weights, root / "store", config_file=config)
             overrides = {**ts.free_port_overrides(), "disable_system_metrics": "true"}
             log(f"  TorchServe batchSize {batch_size}: starting ...")
             start = time.perf_counter()
             with _env("OMP_NUM_THREADS", str(threads) if threads else None):
-                srv = ts.start(home, mar.parent, ts.REPO / "config.properties", overrides=overrides)
+                srv = ts.start(home, mar.parent, REPO_ROOT / "config.properties", overrides=overrides)
             ts.wait_ready(srv, timeout=300)
             run.cold_start_s = time.perf_counter() - start
             log(f"    cold start (torchserve --start to first prediction): {run.cold_start_s:.1f} s")

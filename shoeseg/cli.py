@@ -190,15 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop the server that `shoeseg serve` started")
     stop.add_argument("--home", type=Path, help="the server's folder (default .serve/)")
     sub.add_parser("eval", help="score a model on labelled images (see `shoeseg eval --help`)", add_help=False)
+    sub.add_parser("calibrate", help="int8 activation ranges for a checkpoint, from training composites "
+                   "(see `shoeseg calibrate --help`)", add_help=False)  # fmt: skip
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["eval"]:  # its own parser, with its own --help
-        from shoeseg.training import evaluate
+    if argv[:1] in (["eval"], ["calibrate"]):  # each has its own parser, with its own --help
+        from shoeseg.training import calibrate, evaluate
 
-        evaluate.main(argv[1:])
+        {"eval": evaluate, "calibrate": calibrate}[argv[0]].main(argv[1:])
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from PIL import Image
 
-from shoeseg.handler.resunet_handler import choose_predictor
+from shoeseg import cli
+from shoeseg.handler.resunet_handler import best_predictors, choose_predictor
 from shoeseg.handler.server import pack_graphs
 from shoeseg.model import load_model
-from shoeseg.model.quantize import CalibrationError, calibrate, quantize_graph, ranges_file
-from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor
+from shoeseg.model.inference import scale_sizes
+from shoeseg.model.quantize import CalibrationError, calibrate, is_calibrated, quantize_graph, ranges_file
+from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor, onnx_file
 from shoeseg.pipeline.remover import Remover, cached_graph
 from tests.serving_helpers import TINY, tiny_checkpoint
 
@@ -93,12 +96,37 @@ def test_library_and_handler_run_the_int8_graph(calibrated: tuple[Path, Path, Pa
     rgb[20:70, 30:90] = (200, 40, 40)
     assert remover.predict_alpha(rgb).shape == (90, 120)
 
-    packed = {p.name for p in pack_graphs(weights, tmp_path)}
-    assert {ONNX_FILE, INT8_FILE} <= packed
     model = remover.model
-    assert INT8_FILE in choose_predictor(model, tmp_path, "onnx-int8").name
+    size, sides = model.config.input_size, scale_sizes(model.config.input_size)
+    # quality=best's other sides run int8 too (same ranges: the graphs differ only in their side)
+    assert all("_int8.onnx" in p.name for p in remover.sized_predictors().values())
+
+    packed = {p.name for p in pack_graphs(weights, tmp_path)}
+    assert packed == {onnx_file(side, size, int8) for side in sides for int8 in (False, True)}
+    main = choose_predictor(model, tmp_path, "onnx-int8")
+    assert INT8_FILE in main.name
+    assert all("_int8.onnx" in p.name for p in best_predictors(model, tmp_path, main, True).values())
     assert INT8_FILE in choose_predictor(model, tmp_path, "auto").name  # the CPU server's default
+    fp32 = choose_predictor(model, tmp_path, "onnx")
+    assert not any("int8" in p.name for p in best_predictors(model, tmp_path, fp32, True).values())
     (tmp_path / INT8_FILE).unlink()
     assert ONNX_FILE in choose_predictor(model, tmp_path, "auto").name  # a .mar without it: fp32
     with pytest.raises(FileNotFoundError, match="make calibrate"):
         choose_predictor(model, tmp_path, "onnx-int8")
+
+
+def test_shoeseg_calibrate_writes_the_ranges_beside_the_weights(tmp_path: Path) -> None:
+    """The command beside ``make calibrate``, on a tiny data root: two cutouts and one background photo."""
+    rng = np.random.default_rng(3)
+    (tmp_path / "shoes" / "train").mkdir(parents=True)
+    (tmp_path / "backgrounds").mkdir()
+    for index in range(2):
+        rgba = rng.integers(0, 256, (60, 90, 4), np.uint8)
+        rgba[..., 3] = 0
+        rgba[15:45, 20:70, 3] = 255
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "shoes" / "train" / f"{index}.png")
+    Image.fromarray(rng.integers(0, 256, (80, 120, 3), np.uint8)).save(tmp_path / "backgrounds" / "room.jpg")
+    weights = tiny_checkpoint(tmp_path / "tiny.pth")
+    assert not is_calibrated(weights)
+    assert cli.main(["calibrate", "--weights", str(weights), "--data", str(tmp_path), "--images", "4"]) == 0
+    assert is_calibrated(weights) and json.loads(ranges_file(weights).read_text())["images"] == 4

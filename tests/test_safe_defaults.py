@@ -74,3 +74,9 @@ def test_no_secret_or_key_file_committed() -> None:
     pattern = re.compile(r"(^|/)(key_file\.json|\.env|id_rsa|id_ed25519|.*\.pem|.*\.key|.*\.p12|credentials.*)$")
     assert not [f for f in tracked.splitlines() if pattern.search(f)]
     assert "key_file.json" in (REPO / ".gitignore").read_text()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_frontend_heap_is_capped(name: str) -> None:
+    # uncapped, the JVM took a quarter of the machine and the frontend's RSS grew to 6.5 GB in make soak
+    assert re.fullmatch(r"-Xmx\d+[mg]", read_properties(REPO / name)["vmargs"])

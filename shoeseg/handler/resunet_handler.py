@@ -117,14 +117,20 @@ def choose_predictor(
 
 
 def best_predictors(model: torch.nn.Module, model_dir: Path, main: Predictor, memory_arena: bool) -> dict:
-    """quality=best's sides -> their path: the .mar's graph for each when the worker runs onnxruntime (one
-    image per run), else the model's (eager PyTorch handles any side)."""
-    size = model.config.input_size
-    found = {side: model_dir / onnx_file(side, size) for side in scale_sizes(size) if side != size}
+    """quality=best's sides -> their path: when the worker runs onnxruntime, the .mar's graph for each (one
+    image per run; int8 when the main graph is, fp32 where the .mar has no int8 one), else the model's (eager
+    PyTorch handles any side)."""
     if not isinstance(main, OnnxPredictor):
         return {}
-    threads = torch.get_num_threads()
-    return {side: OnnxPredictor(g, threads, memory_arena, chunk=1) for side, g in found.items() if g.is_file()}
+    size, threads = model.config.input_size, torch.get_num_threads()
+    precisions = (True, False) if main.path.name == INT8_FILE else (False,)
+    predictors = {}
+    for side in (s for s in scale_sizes(size) if s != size):
+        graphs = (model_dir / onnx_file(side, size, int8) for int8 in precisions)
+        graph = next((g for g in graphs if g.is_file()), None)
+        if graph is not None:
+            predictors[side] = OnnxPredictor(graph, threads, memory_arena, chunk=1)
+    return predictors
 
 
 def _cost_limits(settings: dict[str, Any]) -> tuple[float, float]:

@@ -96,20 +96,22 @@ def free_port_overrides() -> dict[str, str]:
 
 def pack_graphs(weights: Path, folder: Path) -> list[Path]:
     """The CPU worker's graphs of ``weights`` into ``folder``: one per quality=best side (the model's own
-    first), plus the int8 one when ``weights`` has calibrated ranges (``model.quantize.ranges_file``)."""
+    first), plus their int8 versions when ``weights`` has calibrated ranges (``model.quantize.ranges_file``)."""
     from shoeseg.model import load_model
     from shoeseg.model.inference import scale_sizes
     from shoeseg.model.quantize import CalibrationError, quantize_graph
-    from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, export_onnx, onnx_file
+    from shoeseg.model.runtime import export_onnx, onnx_file
 
     model = load_model(weights, "cpu")
     size = model.config.input_size
-    graphs = [export_onnx(model, folder / onnx_file(side, size), side) for side in scale_sizes(size)]
+    sides = scale_sizes(size)
+    fp32 = [export_onnx(model, folder / onnx_file(side, size), side) for side in sides]
     try:
-        graphs.append(quantize_graph(folder / ONNX_FILE, folder / INT8_FILE, weights))
-    except CalibrationError as err:  # a .mar without it still serves; only handler.runtime onnx-int8 needs it
-        print(f"no int8 graph in the .mar: {err}")
-    return graphs
+        int8 = [quantize_graph(g, folder / onnx_file(s, size, int8=True), weights) for s, g in zip(sides, fp32)]
+    except CalibrationError as err:  # a .mar without them still serves; only handler.runtime onnx-int8 needs them
+        print(f"no int8 graphs in the .mar: {err}")
+        int8 = []
+    return fp32 + int8
 
 
 def build_mar(

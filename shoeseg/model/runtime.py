@@ -26,10 +26,13 @@ ONNX_FILE = "resunet.onnx"  # the graph's name inside the .mar (the model's inpu
 INT8_FILE = "resunet_int8.onnx"  # its int8 QDQ version (shoeseg.model.quantize), packed when calibrated
 
 
-def onnx_file(size: int, input_size: int) -> str:
+def onnx_file(size: int, input_size: int, int8: bool = False) -> str:
     """The .mar's graph for input side ``size``: ``ONNX_FILE`` at the model's own, ``resunet_<size>.onnx`` for
-    quality=best's other sides (a graph has one side: dynamic sides made the 512 pass 10 % slower)."""
-    return ONNX_FILE if size == input_size else f"resunet_{size}.onnx"
+    quality=best's other sides (a graph has one side: dynamic sides made the 512 pass 10 % slower); ``int8``:
+    its int8 version (``INT8_FILE``, ``resunet_<size>_int8.onnx``)."""
+    if size == input_size:
+        return INT8_FILE if int8 else ONNX_FILE
+    return f"resunet_{size}_int8.onnx" if int8 else f"resunet_{size}.onnx"
 
 
 class Predictor(Protocol):
@@ -68,9 +71,10 @@ class OnnxPredictor:
         options.intra_op_num_threads = threads  # 0: one per physical core
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.chunk = max(0, int(chunk))
-        self.name = f"onnxruntime {ort.__version__} CPU ({Path(path).name}, {self.chunk or 'whole'}-image runs)"
+        self.name = f"onnxruntime {ort.__version__} CPU ({self.path.name}, {self.chunk or 'whole'}-image runs)"
 
     def __call__(self, batch: np.ndarray | torch.Tensor, tta: bool | Sequence[bool] = False) -> np.ndarray:
         x = batch.numpy() if isinstance(batch, torch.Tensor) else batch

@@ -25,7 +25,7 @@ from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
 from shoeseg.model.inference import cutout_confidence, scale_sizes
 from shoeseg.model.quantize import is_calibrated, quantize_graph, weights_digest
-from shoeseg.model.runtime import INT8_FILE, OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
+from shoeseg.model.runtime import OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
 from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.cutout import best_alpha
 from shoeseg.pipeline.image_io import (
@@ -87,7 +87,7 @@ def cached_graph(model: torch.nn.Module, weights: Path, size: int | None = None,
     checkpoint, side and torch version (~20 s at 512 px on 2 CPU cores); ``int8``: its int8 QDQ graph, made
     from the ranges calibrated beside ``weights`` (``model.quantize``; ``CalibrationError`` without them)."""
     size = size or model.config.input_size
-    name = INT8_FILE if int8 else onnx_file(size, model.config.input_size)
+    name = onnx_file(size, model.config.input_size, int8)
     path = (
         graph_cache_dir() / f"{weights_digest(weights)[:16]}-{model.config.input_size}-torch{torch.__version__}-{name}"
     )
@@ -111,13 +111,12 @@ def onnx_runtime(model: torch.nn.Module, runtime: str = "auto") -> bool:
 
 
 def make_predictor(model: torch.nn.Module, weights: Path, runtime: str = "auto", size: int | None = None) -> Predictor:
-    """The forward path ``runtime`` asks for (``onnx_runtime``) at input side ``size`` (default the model's).
-    The int8 graph (``onnx-int8``; ``auto`` on a CPU when ``weights`` are calibrated, as the CPU server) is
-    for the model's own side only: quality=best's other sides stay fp32, as in the .mar."""
+    """The forward path ``runtime`` asks for (``onnx_runtime``) at input side ``size`` (default the model's):
+    the int8 graph for ``onnx-int8``, and for ``auto`` on a CPU when ``weights`` are calibrated (as the CPU
+    server; every side uses the same ranges: the graphs differ only in their side)."""
     if not onnx_runtime(model, runtime):
         return TorchPredictor(model)
-    own_side = size in (None, model.config.input_size)
-    int8 = own_side and (runtime == "onnx-int8" or (runtime == "auto" and is_calibrated(weights)))
+    int8 = runtime == "onnx-int8" or (runtime == "auto" and is_calibrated(weights))
     return OnnxPredictor(cached_graph(model, weights, size, int8), threads=torch.get_num_threads(), chunk=1)
 
 
