@@ -90,7 +90,7 @@ train: venv
 	$(call train_stage,stage4_gpu,stage3_gpu,$(GPU_FIT))
 	$(call train_stage,stage4_gpu_b,stage4_gpu,$(GPU_FIT))
 	$(PY) -m shoeseg.training.ship $(RUNS)/stage4_gpu_b/best_model.pth $(WEIGHTS)
-	$(PY) -m shoeseg.training.calibrate --weights "$(WEIGHTS)" --data $(DATA_ROOT)
+	$(MAKE) calibrate
 
 ## train-plan: print the shipped chain's resolved stages (what `make train` runs), without training
 train-plan: venv

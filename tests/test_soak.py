@@ -42,6 +42,17 @@ def test_soak_bars_catch_growth_drift_and_5xx() -> None:
     assert not failed["bars"]["zero 5xx"]
 
 
+def test_soak_rss_is_judged_on_window_medians_not_instants() -> None:
+    """A flat RSS that swings +-25 % with the photos in flight passes; a steady 10 % climb under the same swing
+    fails, whichever instants the windows start and end on."""
+    swing = [1.25, 0.75, 1.0]  # big batch in flight, just freed, typical
+    flat = [s | {"worker_rss_mb": 1000 * swing[i % 3]} for i, s in enumerate(samples(180, 0, 0))]
+    assert soak.evaluate(outcomes(180, 0.5), flat, 180)["passed"]
+    climbing = [s | {"worker_rss_mb": (1000 + 0.6 * s["t_s"]) * swing[i % 3]} for i, s in enumerate(flat)]
+    result = soak.evaluate(outcomes(180, 0.5), climbing, 180)
+    assert not result["passed"] and result["figures"]["rss_growth_pct"] > 5
+
+
 def test_soak_report_and_chart(tmp_path: Path) -> None:
     result = soak.evaluate(outcomes(180, 0.5), samples(180, 1000, 1010), 180)
     result |= {"config": {"minutes": 3.0, "clients": 16, "weights": "w.pth"}, "machine": "a CPU, 2 cores",
