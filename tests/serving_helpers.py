@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import torch
 import yaml
 from PIL import Image
 
@@ -27,9 +28,13 @@ TINY = ModelConfig(
 )
 
 
-def tiny_checkpoint(path: Path) -> Path:
-    """Save a small random-weight ResUNet as a shipped (fp16) checkpoint; serving doesn't need trained weights."""
-    save_checkpoint(path, build_model(TINY), half=True)
+def tiny_checkpoint(path: Path, seed: int | None = None) -> Path:
+    """Save a small random-weight ResUNet as a shipped (fp16) checkpoint; serving doesn't need trained weights.
+    ``seed``: the same weights every run (tests that compare numbers), without touching torch's global RNG."""
+    with torch.random.fork_rng():
+        if seed is not None:
+            torch.manual_seed(seed)
+        save_checkpoint(path, build_model(TINY), half=True)
     return path
 
 

@@ -7,14 +7,16 @@ import io
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 from PIL import Image
 
 from shoeseg.client import ImageRejectedError, ServiceError
 from shoeseg.client.__main__ import main
-from shoeseg.client.client import _result, predict_rest
+from shoeseg.client.client import _result, grpc_stubs, predict_grpc, predict_rest
 
 
 def encoded(fmt: str) -> bytes:
@@ -88,3 +90,33 @@ def test_rest_client_retries_429_busy_after_its_retry_after() -> None:
     assert result == encoded("PNG")
     assert len(BusyOnce.times) == 2 and "HTTP 429" in str(retried[0])
     assert BusyOnce.times[1] - BusyOnce.times[0] >= 1.0  # waited for Retry-After, not the 0.01 s backoff
+
+
+def test_grpc_client_retries_a_busy_prediction_after_its_retry_after() -> None:
+    # TorchServe 0.12 sends a handler's 429 over gRPC as status OK with the JSON error as the prediction
+    pb2, pb2_grpc = grpc_stubs()
+    times: list[float] = []
+
+    class BusyOnceService(pb2_grpc.InferenceAPIsServiceServicer):
+        def Predictions(self, request, context):  # noqa: N802 - the proto's name
+            times.append(time.monotonic())
+            busy = json.dumps({"code": 429, "type": "Busy", "message": "come back", "retry_after": 1}).encode()
+            return pb2.PredictionResponse(prediction=busy if len(times) == 1 else encoded("PNG"))
+
+    server = grpc.server(ThreadPoolExecutor(2))
+    pb2_grpc.add_InferenceAPIsServiceServicer_to_server(BusyOnceService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    retried: list[Exception] = []
+    try:
+        target = f"127.0.0.1:{port}"
+        result = predict_grpc(encoded("PNG"), target, retries=1, backoff=0.01, on_retry=lambda n, e: retried.append(e))
+        waited = times[1] - times[0]
+        times.clear()
+        with pytest.raises(ServiceError, match="429 Busy") as info:
+            predict_grpc(encoded("PNG"), target, retries=0)
+    finally:
+        server.stop(0)
+    assert result == encoded("PNG") and "429 Busy" in str(retried[0])
+    assert waited >= 1.0  # the Busy answer's retry_after, not the 0.01 s backoff
+    assert not isinstance(info.value, ImageRejectedError)  # busy is not the image's fault: callers may retry

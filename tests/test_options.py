@@ -12,6 +12,8 @@ from PIL import Image
 
 from shoeseg.model import build_model
 from shoeseg.model.inference import (
+    best_sides,
+    crop_size,
     cutout_confidence,
     edge_uncertainty,
     foreground_probability,
@@ -19,7 +21,7 @@ from shoeseg.model.inference import (
     scale_sizes,
 )
 from shoeseg.pipeline.compose import NoObjectError, crop_box, estimate_foreground, over, render
-from shoeseg.pipeline.cutout import alpha_at_size, best_alpha, predict_alpha
+from shoeseg.pipeline.cutout import CROP_PAD, alpha_at_size, best_alpha, object_box, pasted, predict_alpha
 from shoeseg.pipeline.image_io import encode_rgba_png
 from shoeseg.pipeline.options import ALLOWED, OptionError, Options, parse_options, split_request
 from tests.serving_helpers import TINY
@@ -222,19 +224,42 @@ def test_edge_uncertainty_prefers_the_decided_mask() -> None:
         most_confident([])
 
 
-@pytest.mark.slow  # the shipped model at three sizes (~40 s)
-def test_quality_best_keeps_the_most_confident_size() -> None:
+def test_object_box_grows_the_foregrounds_box_within_the_image() -> None:
+    alpha = np.zeros((100, 200), np.float32)
+    alpha[40:60, 50:100] = 0.9
+    alpha[0:5, 0:5] = 0.4  # under 0.5: not the object
+    box = object_box(alpha, margin=0.1)
+    pad = int(0.1 * 50) + CROP_PAD
+    assert box == (slice(40 - pad, 60 + pad), slice(50 - pad, 100 + pad))
+    corner = np.zeros_like(alpha)
+    corner[95:, 190:] = 1.0
+    assert object_box(corner) == (slice(95 - CROP_PAD - 1, 100), slice(190 - CROP_PAD - 1, 200))  # clipped
+    assert object_box(np.full((8, 8), 0.49, np.float32)) is None
+    part = np.full((20 + 2 * pad, 50 + 2 * pad), 0.7, np.float32)
+    out = pasted(part, box, alpha.shape)
+    assert out.shape == alpha.shape and np.array_equal(out[box], part) and out.sum() == pytest.approx(part.sum())
+
+
+@pytest.mark.slow  # the model at three views
+def test_quality_best_keeps_the_most_confident_view() -> None:
     torch.manual_seed(0)
     model = build_model(TINY).eval()
-    assert scale_sizes(512) == [384, 512, 768] and scale_sizes(TINY.input_size) == [96, 128, 192]
-    image = np.random.default_rng(0).integers(0, 256, (70, 100, 3), dtype=np.uint8)
-    each = [alpha_at_size(model, image, size) for size in scale_sizes(TINY.input_size)]
-    assert all(a.shape == (70, 100) for a in each)
-    assert not np.allclose(each[0], each[2], atol=1e-3)  # the sizes do give different masks
+    with torch.no_grad():  # a random model; this bias makes it see the textured patch (p ~0.43 there) as the object
+        model.head.classify.bias[1] += 0.3
+    assert best_sides(512) == [384, 512, 640] and best_sides(TINY.input_size) == [96, 128, 160]
+    image = np.full((70, 100, 3), 128, np.uint8)
+    image[20:50, 30:70] = np.random.default_rng(0).integers(0, 256, (30, 40, 3))
+    whole = [alpha_at_size(model, image, size) for size in scale_sizes(TINY.input_size)]
+    box = object_box(whole[1])
+    assert box is not None and box != (slice(0, 70), slice(0, 100))  # the crop is a view of its own
+    crop = pasted(alpha_at_size(model, image[box], crop_size(TINY.input_size)), box, (70, 100))
+    views = [*whole, crop]
+    assert all(a.shape == (70, 100) for a in views)
+    assert not np.allclose(whole[0], whole[1], atol=1e-3)  # the sizes do give different masks
     best = predict_alpha(model, image, quality="best")
-    assert np.array_equal(best, each[most_confident(each)])
-    assert np.array_equal(predict_alpha(model, image), each[1])  # fast: the input size only
-    assert np.array_equal(best_alpha(model, image, base=each[1]), best)  # the server passes its batch's 1x
+    assert np.array_equal(best, views[most_confident(views)])
+    assert np.array_equal(predict_alpha(model, image), whole[1])  # fast: the input size only
+    assert np.array_equal(best_alpha(model, image, base=whole[1]), best)  # the server passes its batch's 1x
 
 
 def test_server_defaults_fill_only_what_the_request_leaves_out() -> None:

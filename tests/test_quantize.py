@@ -15,7 +15,7 @@ from shoeseg import cli
 from shoeseg.handler.resunet_handler import best_predictors, choose_predictor
 from shoeseg.handler.server import pack_graphs
 from shoeseg.model import load_model
-from shoeseg.model.inference import scale_sizes
+from shoeseg.model.inference import best_sides
 from shoeseg.model.quantize import CalibrationError, calibrate, is_calibrated, quantize_graph, ranges_file
 from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor, onnx_file
 from shoeseg.pipeline.remover import Remover, cached_graph
@@ -42,7 +42,7 @@ def inputs(count: int, seed: int) -> list[np.ndarray]:
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A tiny checkpoint with its ranges file beside it -> (weights, fp32 graph, int8 graph)."""
     folder = tmp_path_factory.mktemp("int8")
-    weights = tiny_checkpoint(folder / "tiny.pth")
+    weights = tiny_checkpoint(folder / "tiny.pth", seed=1)  # int8's error varies with the random weights
     graph = cached_graph(load_model(weights, "cpu"), weights)
     ranges = calibrate(graph, inputs(8, seed=0), weights, note="test")
     ranges_file(weights).write_text(json.dumps(ranges))
@@ -71,14 +71,14 @@ def test_int8_probabilities_follow_the_fp32_graph(calibrated: tuple[Path, Path, 
     int8, fp32 = OnnxPredictor(int8_graph, threads=1), OnnxPredictor(graph, threads=1)
     batch = np.concatenate(inputs(4, seed=1))  # images the calibration never saw
     exact, quantized = fp32(batch), int8(batch)
-    assert exact.std() > 1e-3  # a constant output would match trivially
-    assert np.abs(quantized - exact).mean() < 0.02
+    assert exact.std() > 1e-3  # a constant output would match trivially (random weights: ~0.005)
+    assert np.abs(quantized - exact).mean() < 0.1 * exact.std()  # measured ~0.03x
     assert np.abs(quantized - exact).max() < 0.25
 
 
 def test_int8_needs_ranges_calibrated_for_these_weights(calibrated: tuple[Path, Path, Path], tmp_path: Path) -> None:
     weights, graph, _ = calibrated
-    other = tiny_checkpoint(tmp_path / "other.pth")  # new random weights: another digest
+    other = tiny_checkpoint(tmp_path / "other.pth", seed=2)  # other weights: another digest
     with pytest.raises(CalibrationError, match="make calibrate WEIGHTS="):
         quantize_graph(graph, tmp_path / INT8_FILE, other)
     ranges_file(other).write_text(ranges_file(weights).read_text())
@@ -97,7 +97,7 @@ def test_library_and_handler_run_the_int8_graph(calibrated: tuple[Path, Path, Pa
     assert remover.predict_alpha(rgb).shape == (90, 120)
 
     model = remover.model
-    size, sides = model.config.input_size, scale_sizes(model.config.input_size)
+    size, sides = model.config.input_size, best_sides(model.config.input_size)
     # quality=best's other sides run int8 too (same ranges: the graphs differ only in their side)
     assert all("_int8.onnx" in p.name for p in remover.sized_predictors().values())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,3 +66,16 @@ def test_make_serve_refuses_without_weights(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "no shipped model yet: train one (make train) or pass WEIGHTS=path" in result.stderr
+
+
+def test_model_log_reads_the_files_log4j_rolled_over(tmp_path: Path) -> None:
+    # TorchServe rolls model_log.log over at midnight and at 100 MB: a worker's start-up lines move to a .gz
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    older, newer = logs / "model_log.01-Dec.log.gz", logs / "model_log.02-Dec.log.gz"
+    older.write_bytes(gzip.compress(b"loaded tiny.pth\n"))
+    newer.write_bytes(gzip.compress(b"batch 1\n"))
+    os.utime(older, (1_000, 1_000))
+    (logs / "model_log.log").write_text("batch 2\n")
+    assert ts_server.Server(tmp_path, {}).model_log() == "loaded tiny.pth\nbatch 1\nbatch 2\n"
+    assert ts_server.Server(tmp_path / "none", {}).model_log() == ""

@@ -67,7 +67,7 @@ def test_archive_carries_its_code(server: ts_server.Server) -> None:
     assert {"resunet_96.onnx", "resunet_192.onnx"} <= names  # quality=best's other sides (tiny model: 128 px)
     assert not any(name.startswith(("shoeseg/training/", "shoeseg/client/", "shoeseg/weights/")) for name in names)
     # the worker imported the packages unpacked from the .mar (under the server's TMPDIR), not the checkout
-    log = (server.logs / "model_log.log").read_text()
+    log = server.model_log()
     found = re.search(r"packages from (\S+)", log)
     assert found and found.group(1).startswith(str(server.tmpdir)), found
     assert "running onnxruntime" in log  # the CPU worker runs the graph packed at archive time

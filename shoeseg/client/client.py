@@ -54,23 +54,42 @@ def _rejection(status: int, body: bytes) -> ImageRejectedError:
         return ImageRejectedError(status, "Error", body[:300].decode("utf-8", "replace"))
 
 
+class _RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # the server's Retry-After, s (0: use the backoff)
+
+
+def _busy_wait(body: bytes) -> float | None:
+    """A JSON 429 Busy answer's ``retry_after`` (s; 0 when it names none), None for any other body."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("code") != BUSY_HTTP:
+        return None
+    try:
+        return max(0.0, float(doc.get("retry_after") or 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _result(body: bytes, where: str) -> bytes:
-    """The server's answer if it is an image (PNG or WebP); a JSON error as ``ImageRejectedError``."""
+    """The server's answer if it is an image (PNG or WebP); a JSON 429 Busy as retryable after its
+    ``retry_after`` (over gRPC the status is not carried, only this body), any other JSON error as
+    ``ImageRejectedError``."""
     if is_png(body) or is_webp(body):
         return body
     if body.lstrip()[:1] == b"{":
+        wait = _busy_wait(body)
+        if wait is not None:
+            raise _RetryableError(f"429 Busy from {where}: {body[:200]!r}", retry_after=wait)
         raise _rejection(400, body)
     raise ServiceError(f"expected a PNG or WebP image from {where}, got {body[:100]!r}")
 
 
 def _option_text(value: str | int | float | bool) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-class _RetryableError(Exception):
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after  # the server's Retry-After, s (0: use the backoff)
 
 
 # Called before each retry with the attempt that failed (1-based) and why: count or log retries.

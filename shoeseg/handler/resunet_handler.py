@@ -25,7 +25,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from shoeseg.constants import DEFAULT_LOW_CONFIDENCE, RUNTIMES
 from shoeseg.model import load_model
-from shoeseg.model.inference import scale_sizes
+from shoeseg.model.inference import best_sides
 from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, onnx_file
 from shoeseg.pipeline.cost import (
     DEFAULT_MAX_BATCH_COST,
@@ -125,7 +125,7 @@ def best_predictors(model: torch.nn.Module, model_dir: Path, main: Predictor, me
     size, threads = model.config.input_size, torch.get_num_threads()
     precisions = (True, False) if main.path.name == INT8_FILE else (False,)
     predictors = {}
-    for side in (s for s in scale_sizes(size) if s != size):
+    for side in (s for s in best_sides(size) if s != size):
         graphs = (model_dir / onnx_file(side, size, int8) for int8 in precisions)
         graph = next((g for g in graphs if g.is_file()), None)
         if graph is not None:

@@ -8,6 +8,7 @@ unpacked .mar), logs and console output, so several servers never meet.
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import json
 import os
@@ -98,13 +99,13 @@ def pack_graphs(weights: Path, folder: Path) -> list[Path]:
     """The CPU worker's graphs of ``weights`` into ``folder``: one per quality=best side (the model's own
     first), plus their int8 versions when ``weights`` has calibrated ranges (``model.quantize.ranges_file``)."""
     from shoeseg.model import load_model
-    from shoeseg.model.inference import scale_sizes
+    from shoeseg.model.inference import best_sides
     from shoeseg.model.quantize import CalibrationError, quantize_graph
     from shoeseg.model.runtime import export_onnx, onnx_file
 
     model = load_model(weights, "cpu")
     size = model.config.input_size
-    sides = scale_sizes(size)
+    sides = best_sides(size)
     fp32 = [export_onnx(model, folder / onnx_file(side, size), side) for side in sides]
     try:
         int8 = [quantize_graph(g, folder / onnx_file(s, size, int8=True), weights) for s, g in zip(sides, fp32)]
@@ -229,6 +230,16 @@ class Server:
             return json.loads((self.home / "key_file.json").read_text())[kind]["key"]
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def model_log(self) -> str:
+        """All of the worker's log lines so far, oldest first: TorchServe's log4j rolls model_log.log over at
+        midnight and at 100 MB into model_log.<date>.log.gz, so a long run's early lines are not in it."""
+        rolled = sorted(self.logs.glob("model_log.*.gz"), key=lambda path: path.stat().st_mtime)
+        parts = [gzip.decompress(path.read_bytes()).decode(errors="replace") for path in rolled]
+        current = self.logs / "model_log.log"
+        if current.exists():
+            parts.append(current.read_text(errors="replace"))
+        return "".join(parts)
 
     def log_tail(self, lines: int = 12) -> str:
         """The last lines of the console output and of TorchServe's logs, for error messages."""

@@ -61,17 +61,30 @@ def foreground_probability(
     return prob
 
 
-# quality=best: the model at these multiples of its input size (sides rounded to the encoder's stride, 32);
-# each image keeps the most confident of the three (``most_confident``): which size suits a photo varies
-# with its framing and clutter, and the size the model is surest at is mostly the one it is right at.
-# Bench (full, shipped weights): IoU white 0.9804 -> 0.9870, scene 0.9612 -> 0.9734; the best fixed size
-# alone: white 0.9825 (448 px), scene 0.9700 (640 px). README, Quality.
-BEST_SCALES = (0.75, 1.0, 1.5)
+# quality=best: the model at 0.75x and 1x its input size over the whole photo and at BEST_CROP_SCALE x on the
+# object's box that the 1x pass found (sides rounded to the encoder's stride, 32); each image keeps the most
+# confident (``most_confident``): which view suits a photo varies with its framing and clutter, and the one
+# the model is surest at is mostly the one it is right at. The crop sees the shoe at more pixels than a
+# whole-photo 1.5x pass for 0.69x its cost: full bench, shipped weights, int8, against 0.75x / 1x / 1.5x
+# whole-photo: IoU white 0.9874 -> 0.9871, scene 0.9716 -> 0.9718; Boundary IoU 0.905 -> 0.908, 0.904 -> 0.902;
+# hole recall 0.873 -> 0.880, 0.809 -> 0.765. docs/performance.md, "quality=best".
+BEST_SCALES = (0.75, 1.0)
+BEST_CROP_SCALE = 1.25
 
 
 def scale_sizes(input_size: int, scales: Sequence[float] = BEST_SCALES) -> list[int]:
     """Model input sides for ``scales`` x ``input_size``, each a multiple of 32 (the encoder's stride)."""
     return [max(32, round(input_size * scale / 32) * 32) for scale in scales]
+
+
+def crop_size(input_size: int) -> int:
+    """The input side of quality=best's pass on the object's box."""
+    return scale_sizes(input_size, (BEST_CROP_SCALE,))[0]
+
+
+def best_sides(input_size: int) -> list[int]:
+    """Every input side quality=best runs, the whole-photo ones first: each needs its own ONNX graph."""
+    return list(dict.fromkeys([*scale_sizes(input_size), crop_size(input_size)]))
 
 
 def edge_uncertainty(alpha: np.ndarray) -> float:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
-from shoeseg.model.inference import cutout_confidence, scale_sizes
+from shoeseg.model.inference import best_sides, cutout_confidence
 from shoeseg.model.quantize import is_calibrated, quantize_graph, weights_digest
 from shoeseg.model.runtime import OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
 from shoeseg.pipeline.compose import render
@@ -160,9 +160,9 @@ class Remover:
         self.max_pixels, self.png_level = max_pixels, png_level
 
     def sized_predictors(self) -> dict[int, Predictor]:
-        """Input side -> forward path for quality=best (``model.inference.scale_sizes``), made on first use."""
+        """Input side -> forward path for quality=best (``model.inference.best_sides``), made on first use."""
         if self.runtime is not None:
-            for side in scale_sizes(self.input_size):
+            for side in best_sides(self.input_size):
                 if side not in self.sized:
                     self.sized[side] = make_predictor(self.model, self.weights, self.runtime, side)
             self.runtime = None

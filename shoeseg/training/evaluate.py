@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
-from shoeseg.model.inference import cutout_confidence, scale_sizes
+from shoeseg.model.inference import best_sides, cutout_confidence
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.pipeline.options import QUALITIES
 from shoeseg.pipeline.remover import make_predictor
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     qualities = [q.strip() for q in args.quality.split(",") if q.strip()]
     if not qualities or set(qualities) - set(QUALITIES):
         parser.error(f"--quality {args.quality!r}: give one or more of {', '.join(QUALITIES)}, comma-separated")
-    sides = scale_sizes(model.config.input_size) if "best" in qualities else [model.config.input_size]
+    sides = best_sides(model.config.input_size) if "best" in qualities else [model.config.input_size]
     predictor = {side: make_predictor(model, Path(args.weights), args.runtime, side) for side in sides}
     results: dict[str, dict[str, dict]] = {}
     by_quality: dict[str, dict[str, dict]] = {}
