@@ -64,7 +64,7 @@ def test_archive_carries_its_code(server: ts_server.Server) -> None:
     expected = {"resunet_handler.py", "model-config.yaml", "tiny.pth", "resunet.onnx", "MAR-INF/MANIFEST.json"}
     packed = {"shoeseg/__init__.py", "shoeseg/constants.py", "shoeseg/model/__init__.py", "shoeseg/pipeline/remover.py"}
     assert expected | packed | {"shoeseg/handler/resunet_handler.py"} <= names
-    assert {"resunet_96.onnx", "resunet_160.onnx"} <= names  # quality=best's other sides, its box pass at 160 (tiny model: 128 px)
+    assert {"resunet_96.onnx", "resunet_160.onnx"} <= names  # best's other sides (tiny model: 128 px)
     assert not any(name.startswith(("shoeseg/training/", "shoeseg/client/", "shoeseg/weights/")) for name in names)
     # the worker imported the packages unpacked from the .mar (under the server's TMPDIR), not the checkout
     log = server.model_log()
