@@ -98,13 +98,14 @@ def best_alpha(
     input_size = model.config.input_size
     if image.shape[0] * image.shape[1] > CHOOSE_FULL_SIZE_PIXELS:
         return _best_alpha_large(model, image, tta, predictor, base)
+    sizes = scale_sizes(input_size)
     alphas = []
-    for size in scale_sizes(input_size):
+    for size in sizes:
         if base is None or size != input_size:
             alphas.append(alpha_at_size(model, image, size, tta, predictor))
         else:
             alphas.append(base)
-    box = object_box(alphas[scale_sizes(input_size).index(input_size)])
+    box = object_box(alphas[sizes.index(input_size)])
     if box is not None:
         part = alpha_at_size(model, np.ascontiguousarray(image[box]), crop_size(input_size), tta, predictor)
         alphas.append(pasted(part, box, image.shape[:2]))
@@ -122,7 +123,8 @@ def _best_alpha_large(
     shape = (max(1, round(h * scale)), max(1, round(w * scale)))
     small: list[np.ndarray] = []  # each view's alpha at ``shape``
     finals: list[Callable[[], np.ndarray]] = []  # each view's alpha at the photo's size, made when chosen
-    for size in scale_sizes(input_size):
+    sizes = scale_sizes(input_size)
+    for size in sizes:
         if base is not None and size == input_size:
             small.append(cv2.resize(base, shape[::-1], interpolation=cv2.INTER_AREA))
             finals.append(lambda: base)
@@ -130,7 +132,7 @@ def _best_alpha_large(
             prob, info = probability_at_size(model, image, size, tta, predictor)
             small.append(_resized(_inner(prob, info), shape))
             finals.append(partial(unletterbox_probability, prob, info))
-    small_box = object_box(small[scale_sizes(input_size).index(input_size)])
+    small_box = object_box(small[sizes.index(input_size)])
     if small_box is not None:
         box = tuple(slice(round(s.start / scale), min(n, round(s.stop / scale))) for s, n in zip(small_box, (h, w)))
         prob, info = probability_at_size(model, np.ascontiguousarray(image[box]), crop_size(input_size), tta, predictor)
