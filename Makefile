@@ -131,6 +131,12 @@ options-gains: venv
 gallery: venv
 	$(PY) -m benchmarks.gallery --photos $(DATA_ROOT)/photos --weights $(WEIGHTS) --out docs/gallery.png
 
+## review: every real photo as photo | ours default | ours quality=best | U^2-Net full, each on magenta, in
+## contact sheets to count the cutouts with a clear defect by eye -> build/review/sheet_<n>.png, review.json
+.PHONY: review
+review: venv peers
+	$(PY) -m benchmarks.review --photos $(DATA_ROOT)/photos --weights $(WEIGHTS) --out build/review
+
 ## bench: benchmark report -> reports/bench.md, bench.json, bench.png (BENCH_ARGS=--quick for a smoke run)
 .PHONY: bench
 bench: venv

@@ -231,6 +231,46 @@ def test_cutouts_without_alpha_are_skipped(tmp_path: Path) -> None:
     assert sorted(p.stem for p in cutout_files(tmp_path / "shoes/train")) == ["0", "1", "2", "3"]
 
 
+def _cutout(shape: str, colour: int, side: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A grey-level ``colour`` object on a transparent canvas: rgb (side, side, 3) uint8, alpha (side, side)."""
+    alpha = np.zeros((side, side), np.uint8)
+    centre, radius = (side // 2, side // 2), side // 3
+    cv2.circle(alpha, centre, radius, 255, -1)
+    if shape in ("ring", "c"):
+        cv2.circle(alpha, centre, radius // 2, 0, -1)  # the ring's hole: enclosed background
+    if shape == "c":
+        alpha[side // 2 - 4 : side // 2 + 4, side // 2 :] = 0  # a slot to the border opens it: not enclosed
+    return np.full((side, side, 3), colour, np.uint8), alpha.astype(np.float32) / 255
+
+
+def test_cutout_traits_tell_pale_and_holed_cutouts() -> None:
+    from shoeseg.training.data import cutout_traits
+
+    assert cutout_traits(*_cutout("ring", 240)) == (True, True)
+    assert cutout_traits(*_cutout("ring", 240, side=900)) == (True, True)  # measured on a downsized copy
+    assert cutout_traits(*_cutout("disc", 40)) == (False, False)
+    assert cutout_traits(*_cutout("c", 240)) == (True, False)
+    assert cutout_traits(*_cutout("ring", 90)) == (False, True)
+    assert cutout_traits(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32)) == (False, False)
+
+
+def test_cutout_sampling_draws_pale_and_holed_cutouts_more_often(tmp_path: Path) -> None:
+    from shoeseg.training.data import cutout_sampling_p
+
+    paths = []
+    for name, (shape, colour) in {
+        "white_ring": ("ring", 240),
+        "dark_disc": ("disc", 40),
+        "dark_ring": ("ring", 40),
+    }.items():
+        rgb, alpha = _cutout(shape, colour)
+        paths.append(tmp_path / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), np.dstack([rgb, (alpha * 255).astype(np.uint8)]))
+    assert cutout_sampling_p(paths, 1.0, 1.0) is None  # uniform: the dataset keeps its plain draw
+    np.testing.assert_allclose(cutout_sampling_p(paths, 3.0, 2.0), np.array([6.0, 1.0, 2.0]) / 9)
+    np.testing.assert_allclose(cutout_sampling_p(paths, 1.0, 4.0), np.array([4.0, 1.0, 4.0]) / 9)
+
+
 @pytest.mark.slow  # a tiny training run (~20 s)
 def test_fit_minutes_cuts_the_epochs_and_the_schedule_to_the_budget(tmp_path: Path) -> None:
     from shoeseg.training.train import main

@@ -101,6 +101,8 @@ class DataConfig:
     cutouts: list[str] = field(default_factory=lambda: ["shoes/train"])
     pairs: list[str] = field(default_factory=list)
     cutout_share: float = 1.0
+    pale_weight: float = 1.0  # draw pale cutouts (white shoes) this many times as often (data.PALE_LUMA)
+    holed_weight: float = 1.0  # and cutouts with enclosed background (strap gaps) this many times
     backgrounds: str | None = "backgrounds"
     val: list[str] = field(default_factory=lambda: ["bench/white", "bench/scene"])
     val_limit: int = 0

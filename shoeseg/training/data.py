@@ -14,8 +14,17 @@ from torch.utils.data import Dataset
 
 from .backgrounds import list_images
 from .losses import boundary_weight_map
+from .metrics import enclosed_background
 
 log = logging.getLogger(__name__)
+
+# A cutout is "pale" when its object's mean luma (0-255) is above this: white shoes, whose edges vanish
+# on white sweeps and which the studio realism (mirror images, pale props) teaches the model to drop.
+PALE_LUMA = 170.0
+# ... and "holed" when at least this share of its object's area is enclosed background (strap gaps).
+HOLED_SHARE = 0.01
+# Traits are measured on a copy at most this many pixels on a side: cheap, and enough for both.
+TRAIT_SIDE = 256
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -64,10 +73,38 @@ def pair_files(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def cutout_traits(rgb: np.ndarray, alpha: np.ndarray) -> tuple[bool, bool]:
+    """(pale, holed) of one cutout: rgb (H, W, 3) uint8, alpha (H, W) float in [0, 1]."""
+    scale = TRAIT_SIDE / max(alpha.shape)
+    if scale < 1:
+        size = (max(1, round(alpha.shape[1] * scale)), max(1, round(alpha.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    solid = alpha >= 0.5
+    if not solid.any():
+        return False, False
+    luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[solid].mean()
+    holed = enclosed_background(solid).sum() >= HOLED_SHARE * solid.sum()
+    return bool(luma > PALE_LUMA), bool(holed)
+
+
+def cutout_sampling_p(paths: list[Path], pale_weight: float, holed_weight: float) -> np.ndarray | None:
+    """Probability of drawing each cutout, (N,): a pale one ``pale_weight`` times as often as a plain one,
+    a holed one ``holed_weight`` times (both: the product). None when both weights are 1 (uniform)."""
+    if pale_weight == 1.0 and holed_weight == 1.0:
+        return None
+    weights = np.ones(len(paths))
+    for i, path in enumerate(paths):
+        pale, holed = cutout_traits(*read_cutout(path))
+        weights[i] *= (pale_weight if pale else 1.0) * (holed_weight if holed else 1.0)
+    log.info("sampling %d cutouts: weight %.1f total, %.1f if uniform", len(paths), weights.sum(), len(paths))
+    return weights / weights.sum()
+
+
 class MixedSegmentationDataset(Dataset):
     """``length`` samples per epoch, each drawn (seeded by epoch and index) from the cutouts with
-    probability ``cutout_share``, else from the pairs. Items: image (3, S, S), alpha (S, S),
-    boundary weight (S, S)."""
+    probability ``cutout_share`` (each cutout with ``cutout_p``, uniform by default), else from the pairs.
+    Items: image (3, S, S), alpha (S, S), boundary weight (S, S)."""
 
     def __init__(
         self,
@@ -79,8 +116,10 @@ class MixedSegmentationDataset(Dataset):
         pair_pipeline: A.Compose,
         weight_args: tuple[float, ...] = (5.0, 4.0),
         seed: int = 0,
+        sample_weights: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         self.cutouts = [p for d in cutout_dirs for p in cutout_files(d)]
+        self.cutout_p = cutout_sampling_p(self.cutouts, *sample_weights)
         self.pairs = [pair for d in pair_dirs for pair in pair_files(d)]
         if not self.cutouts and not self.pairs:
             raise ValueError("no training data: set data.cutouts or data.pairs in the stage config")
@@ -102,7 +141,12 @@ class MixedSegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if rng.random() < self.cutout_share:
-            image, alpha = read_cutout(self.cutouts[rng.integers(len(self.cutouts))])
+            pick = (
+                rng.integers(len(self.cutouts))
+                if self.cutout_p is None
+                else rng.choice(len(self.cutouts), p=self.cutout_p)
+            )
+            image, alpha = read_cutout(self.cutouts[pick])
             pipeline = self.cutout_pipeline
         else:
             image_path, mask_path = self.pairs[rng.integers(len(self.pairs))]

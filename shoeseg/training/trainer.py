@@ -191,6 +191,7 @@ class Trainer:
             train_pipeline(cfg.augment, cfg.image_size, mean, std, background_dir, paste_p=cfg.augment.copy_paste_p),
             (cfg.boundary_w0, cfg.boundary_sigma, 1.0, cfg.hole_weight),
             cfg.seed,
+            (cfg.data.pale_weight, cfg.data.holed_weight),
         )
         sampler = DistributedSampler(dataset, seed=cfg.seed) if self.distributed else None
         workers = cfg.num_workers if cfg.num_workers >= 0 else max(1, (os.cpu_count() or 1) - 2)

@@ -1,0 +1,96 @@
+"""Real-photo review: every photo as photo | ours (default) | ours (quality=best) | a peer, each cutout on
+a coloured backdrop, in numbered contact sheets to look through by eye and count the cutouts with a
+clear defect (a kept reflection, a filled strap gap, a see-through insole, a halo).
+
+    python -m benchmarks.review --photos ../shared/data/photos --out build/review [--peer .peers/u2net.onnx]
+
+(``make review``). Writes ``sheet_<n>.png`` (``--per-sheet`` photos each, labelled by file name) and
+``review.json`` (each photo's confidence for both modes), in a git-ignored folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from benchmarks.gallery import BACKDROP, FRAME, SUFFIXES
+from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS
+from shoeseg.pipeline import Remover
+from shoeseg.pipeline.options import parse_options
+from shoeseg.training.peers import FETCHED_PEERS_DIR, PEERS
+
+BACKDROP_RGB = np.array([int(BACKDROP[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
+
+
+def on_backdrop(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 and (H, W) alpha in [0, 1] -> (H, W, 3) uint8 composite over ``BACKDROP``: the same
+    plain blend for every model, so none looks better for how it is drawn."""
+    a = alpha[..., None].astype(np.float32)
+    return (rgb * a + BACKDROP_RGB * (1 - a)).round().astype(np.uint8)
+
+
+def tile(image: np.ndarray, height: int, label: str = "") -> np.ndarray:
+    """``image`` resized to ``height`` px tall, framed, with ``label`` written in its top-left corner."""
+    width = round(image.shape[1] * height / image.shape[0])
+    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    out[[0, -1], :] = out[:, [0, -1]] = FRAME
+    if label:
+        cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def row(tiles: list[np.ndarray], width: int, gap: int = 4) -> np.ndarray:
+    """Tiles side by side, padded on white to ``width``."""
+    spaced = [np.pad(t, ((gap, gap), (gap, gap), (0, 0)), constant_values=255) for t in tiles]
+    line = np.concatenate(spaced, axis=1)
+    return np.pad(line, ((0, 0), (0, max(0, width - line.shape[1])), (0, 0)), constant_values=255)
+
+
+def review(photos: list[Path], remover: Remover, peer, height: int) -> tuple[list[np.ndarray], list[dict]]:
+    """One row per photo (photo | default | best | peer) and its confidences."""
+    rows, scores = [], []
+    fast, best = parse_options({}), parse_options({"quality": "best"})
+    for path in photos:
+        rgb = remover.decode(path.read_bytes())
+        alphas = {"default": remover.predict_alpha(rgb, fast), "best": remover.predict_alpha(rgb, best)}
+        if peer is not None:
+            alphas[peer.name] = peer.predict(rgb)
+        tiles = [tile(rgb, height, path.name)]
+        tiles += [tile(on_backdrop(rgb, a), height, name) for name, a in alphas.items()]
+        rows.append(tiles)
+        scores.append({"photo": path.name} | {k: remover.confidence(alphas[k]) for k in ("default", "best")})
+    return rows, scores
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, default=Path(DEFAULT_DATA_ROOT) / "photos")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    parser.add_argument("--peer", type=Path, default=Path(FETCHED_PEERS_DIR) / "u2net.onnx", help="an ONNX peer")
+    parser.add_argument("--out", type=Path, default=Path("build/review"))
+    parser.add_argument("--per-sheet", type=int, default=6)
+    parser.add_argument("--height", type=int, default=220, help="tile height in pixels")
+    args = parser.parse_args(argv)
+    photos = sorted((p for p in args.photos.iterdir() if p.suffix.lower() in SUFFIXES), key=lambda p: p.name)
+    if not photos:
+        raise SystemExit(f"no photos in {args.photos}")
+    peer = PEERS[args.peer.stem](args.peer.stem, args.peer) if args.peer.is_file() else None
+    if peer is None:
+        print(f"no peer at {args.peer} (`make peers` fetches U^2-Net full): ours only")
+    rows, scores = review(photos, Remover(args.weights, "cpu"), peer, args.height)
+    args.out.mkdir(parents=True, exist_ok=True)
+    width = max(sum(t.shape[1] + 8 for t in r) for r in rows)
+    for n, start in enumerate(range(0, len(rows), args.per_sheet), 1):
+        sheet = np.concatenate([row(r, width) for r in rows[start : start + args.per_sheet]], axis=0)
+        Image.fromarray(sheet).save(args.out / f"sheet_{n}.png", optimize=True)
+    (args.out / "review.json").write_text(json.dumps(scores, indent=1))
+    print(f"wrote {n} sheets of {len(rows)} photos and review.json to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
