@@ -3,9 +3,11 @@ a coloured backdrop, in numbered contact sheets to look through by eye and count
 clear defect (a kept reflection, a filled strap gap, a see-through insole, a halo).
 
     python -m benchmarks.review --photos ../shared/data/photos --out build/review [--peer .peers/u2net.onnx]
+    python -m benchmarks.review --only 61.jpg 97.jpg --per-sheet 2 --out build/worst    # a few photos
 
-(``make review``). Writes ``sheet_<n>.png`` (``--per-sheet`` photos each, labelled by file name) and
-``review.json`` (each photo's confidence for both modes), in a git-ignored folder.
+(``make review``). Writes ``sheet_<n>.png`` (``--per-sheet`` photos each, labelled by file name),
+``review.json`` (each photo's confidence for both modes) and every alpha at the photo's own size
+(``alphas/<photo>.<model>.png``, to look closer at one) in a git-ignored folder.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def row(tiles: list[np.ndarray], width: int, gap: int = 4) -> np.ndarray:
     return np.pad(line, ((0, 0), (0, max(0, width - line.shape[1])), (0, 0)), constant_values=255)
 
 
-def review(photos: list[Path], remover: Remover, peer, height: int) -> tuple[list[np.ndarray], list[dict]]:
-    """One row per photo (photo | default | best | peer) and its confidences."""
+def review(
+    photos: list[Path], remover: Remover, peer, height: int, alpha_dir: Path
+) -> tuple[list[np.ndarray], list[dict]]:
+    """One row per photo (photo | default | best | peer) and its confidences; each alpha saved in ``alpha_dir``."""
     rows, scores = [], []
     fast, best = parse_options({}), parse_options({"quality": "best"})
     for path in photos:
@@ -60,6 +64,9 @@ def review(photos: list[Path], remover: Remover, peer, height: int) -> tuple[lis
         alphas = {"default": remover.predict_alpha(rgb, fast), "best": remover.predict_alpha(rgb, best)}
         if peer is not None:
             alphas[peer.name] = peer.predict(rgb)
+        for name, alpha in alphas.items():
+            as_uint8 = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+            Image.fromarray(as_uint8).save(alpha_dir / f"{path.stem}.{name}.png")
         tiles = [tile(rgb, height, path.name)]
         tiles += [tile(on_backdrop(rgb, a), height, name) for name, a in alphas.items()]
         rows.append(tiles)
@@ -73,17 +80,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--peer", type=Path, default=Path(FETCHED_PEERS_DIR) / "u2net.onnx", help="an ONNX peer")
     parser.add_argument("--out", type=Path, default=Path("build/review"))
-    parser.add_argument("--per-sheet", type=int, default=6)
-    parser.add_argument("--height", type=int, default=220, help="tile height in pixels")
+    parser.add_argument("--per-sheet", type=int, default=3)
+    parser.add_argument("--height", type=int, default=400, help="tile height in pixels")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="these photos only (file names), in this order")
     args = parser.parse_args(argv)
     photos = sorted((p for p in args.photos.iterdir() if p.suffix.lower() in SUFFIXES), key=lambda p: p.name)
+    if args.only:
+        by_name = {p.name: p for p in photos}
+        missing = [name for name in args.only if name not in by_name]
+        if missing:
+            raise SystemExit(f"not in {args.photos}: {', '.join(missing)}")
+        photos = [by_name[name] for name in args.only]
     if not photos:
         raise SystemExit(f"no photos in {args.photos}")
     peer = PEERS[args.peer.stem](args.peer.stem, args.peer) if args.peer.is_file() else None
     if peer is None:
         print(f"no peer at {args.peer} (`make peers` fetches U^2-Net full): ours only")
-    rows, scores = review(photos, Remover(args.weights, "cpu"), peer, args.height)
-    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "alphas").mkdir(parents=True, exist_ok=True)
+    rows, scores = review(photos, Remover(args.weights, "cpu"), peer, args.height, args.out / "alphas")
     width = max(sum(t.shape[1] + 8 for t in r) for r in rows)
     for n, start in enumerate(range(0, len(rows), args.per_sheet), 1):
         sheet = np.concatenate([row(r, width) for r in rows[start : start + args.per_sheet]], axis=0)

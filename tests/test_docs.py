@@ -13,7 +13,16 @@ import pytest
 REPO = Path(__file__).parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "shoeseg/weights/MODEL_CARD.md"]
 # What the commands in the docs create (git-ignored), so they are not in a fresh clone.
-GENERATED = ("runs/", "model_store/", ".serve/", ".venv/", ".gpudata", "shoeseg/client/proto_gen/", "reports/options/")
+GENERATED = (
+    "runs/",
+    "model_store/",
+    ".serve/",
+    ".venv/",
+    ".gpudata",
+    "shoeseg/client/proto_gen/",
+    "reports/options/",
+    "build/",
+)
 CHECKED_SUFFIXES = (".py", ".yaml", ".md", ".toml", ".properties", ".proto")  # bare names; outputs like x.png are not
 SKIPPED_DIRS = {".git", ".venv", "runs", "model_store", ".serve", "__pycache__", "node_modules"}
 

@@ -61,14 +61,16 @@ def foreground_probability(
     return prob
 
 
-# quality=best: the model at 0.75x and 1x its input size over the whole photo and at BEST_CROP_SCALE x on the
+# quality=best: the model at 0.625x and 1x its input size over the whole photo and at BEST_CROP_SCALE x on the
 # object's box that the 1x pass found (sides rounded to the encoder's stride, 32); each image keeps the most
 # confident (``most_confident``): which view suits a photo varies with its framing and clutter, and the one
 # the model is surest at is mostly the one it is right at. The crop sees the shoe at more pixels than a
-# whole-photo 1.5x pass for 0.69x its cost: full bench, shipped weights, int8, against 0.75x / 1x / 1.5x
-# whole-photo: IoU white 0.9874 -> 0.9871, scene 0.9716 -> 0.9718; Boundary IoU 0.905 -> 0.908, 0.904 -> 0.902;
-# hole recall 0.873 -> 0.880, 0.809 -> 0.765. docs/performance.md, "quality=best".
-BEST_SCALES = (0.75, 1.0)
+# whole-photo 1.5x pass for 0.69x its cost; the small whole-photo pass is there for the few photos whose
+# framing the model reads better small (on white ~1 in 11), and 320 px serves them as well as 384 did for
+# 0.69x its cost. Full bench, shipped weights, int8, 0.75x / 1x / box 1.25x -> 0.625x / 1x / box 1.25x: IoU
+# white 0.9871 -> 0.9877, scene 0.9718 -> 0.9720; Boundary IoU 0.908 -> 0.910, 0.902 -> 0.903; hole recall
+# 0.880 -> 0.878, 0.765 -> 0.772. docs/performance.md, "quality=best".
+BEST_SCALES = (0.625, 1.0)
 BEST_CROP_SCALE = 1.25
 
 

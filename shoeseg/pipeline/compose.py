@@ -7,6 +7,8 @@ the bytes are exactly ``encode_rgba_png(image, alpha)``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -137,7 +139,7 @@ def render(
     """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] at the same size -> the encoded result ``options`` ask for."""
     if image.shape[:2] != alpha.shape:
         raise ValueError(f"alpha {alpha.shape} does not match image {image.shape[:2]}")
-    if options == DEFAULTS:
+    if replace(options, tta=False, quality=DEFAULTS.quality) == DEFAULTS:  # how the alpha was made is done
         return encode_rgba_png(image, alpha, png_level)  # the common case, without copies
     if options.crop:
         top, bottom, left, right = crop_box(alpha, options.margin, options.threshold or CROP_NOISE)

@@ -24,7 +24,7 @@ from shoeseg.pipeline.image_io import InvalidImageError
 from shoeseg.pipeline.options import Options
 
 PASS_UNITS = 5.0  # one forward pass at the model's input side (512 px)
-# quality=best's extra views in input-side passes (area): the 0.75x whole photo and the 1.25x object crop
+# quality=best's extra views in input-side passes (area): the 0.625x whole photo and the 1.25x object crop
 BEST_PASSES = sum(scale**2 for scale in BEST_SCALES if scale != 1.0) + BEST_CROP_SCALE**2
 BEST_PIXEL = 0.5  # quality=best per megapixel: letterboxing twice more, choosing, upsampling the chosen side
 REFINE_PIXEL = 4.5  # refine per megapixel up to REFINE_MAX_PIXELS (pymatting's solver) ...
@@ -32,7 +32,7 @@ REFINE_ABOVE = 1.0  # ... and per megapixel above it (downscale, the correction'
 REFINE_MP = REFINE_MAX_PIXELS / 1e6
 # Defaults of model-config.yaml's handler.max_request_cost / max_batch_cost (0 there: no limit). With them
 # every plain, tta or quality=best photo up to the 48 MP pixel limit passes, quality=best with tta up to ~45 MP,
-# with tta and refine up to ~21 MP; a batch holds at most ~150 units (~20 s on the busy 2 cores, ~5 s idle).
+# with tta and refine up to ~22 MP; a batch holds at most ~150 units (~20 s on the busy 2 cores, ~5 s idle).
 DEFAULT_MAX_REQUEST_COST = 100.0
 DEFAULT_MAX_BATCH_COST = 150.0
 RETRY_AFTER_S = 5  # the Retry-After of a 429 Busy: about one full batch on 2 idle cores
