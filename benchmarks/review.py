@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.gallery import BACKDROP, FRAME, SUFFIXES
-from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS
+from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.pipeline import Remover
 from shoeseg.pipeline.options import parse_options
 from shoeseg.training.peers import FETCHED_PEERS_DIR, PEERS
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--peer", type=Path, default=Path(FETCHED_PEERS_DIR) / "u2net.onnx", help="an ONNX peer")
     parser.add_argument("--out", type=Path, default=Path("build/review"))
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES, help="our forward path (auto: as the server)")
     parser.add_argument("--per-sheet", type=int, default=3)
     parser.add_argument("--height", type=int, default=400, help="tile height in pixels")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these photos only (file names), in this order")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     if peer is None:
         print(f"no peer at {args.peer} (`make peers` fetches U^2-Net full): ours only")
     (args.out / "alphas").mkdir(parents=True, exist_ok=True)
-    rows, scores = review(photos, Remover(args.weights, "cpu"), peer, args.height, args.out / "alphas")
+    rows, scores = review(photos, Remover(args.weights, "cpu", args.runtime), peer, args.height, args.out / "alphas")
     width = max(sum(t.shape[1] + 8 for t in r) for r in rows)
     for n, start in enumerate(range(0, len(rows), args.per_sheet), 1):
         sheet = np.concatenate([row(r, width) for r in rows[start : start + args.per_sheet]], axis=0)

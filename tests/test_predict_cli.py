@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -119,3 +120,23 @@ def test_gallery_renders_a_small_png(weights: Path, tmp_path: Path) -> None:
     grid = Image.open(out)
     assert grid.format == "PNG" and grid.size[1] == 2 * (160 + 12)  # 3 photos, 2 per row
     assert out.stat().st_size < 1_000_000
+
+
+def test_review_writes_sheets_alphas_and_confidences(weights: Path, tmp_path: Path) -> None:
+    from benchmarks.review import main as review
+
+    (tmp_path / "photos").mkdir()
+    for i in range(4):
+        (tmp_path / "photos" / f"{i}.jpg").write_bytes(image_bytes(60 + i, 80, "JPEG"))
+    out = tmp_path / "review"
+    args = ["--photos", str(tmp_path / "photos"), "--weights", str(weights), "--out", str(out)]
+    review([*args, "--peer", str(tmp_path / "none.onnx"), "--runtime", "torch", "--per-sheet", "3", "--height", "50"])
+    assert sorted(p.name for p in out.glob("sheet_*.png")) == ["sheet_1.png", "sheet_2.png"]  # 3 + 1 photos
+    assert Image.open(out / "sheet_1.png").size[1] == 3 * (50 + 8)  # one row of tiles (+ gaps) per photo
+    scores = json.loads((out / "review.json").read_text())
+    assert [s["photo"] for s in scores] == ["0.jpg", "1.jpg", "2.jpg", "3.jpg"]
+    assert all(0.0 <= s[mode] <= 1.0 for s in scores for mode in ("default", "best"))
+    alpha = Image.open(out / "alphas" / "2.default.png")
+    assert alpha.mode == "L" and alpha.size == (62, 80)  # at the photo's own size
+    with pytest.raises(SystemExit, match="not in"):
+        review([*args, "--only", "9.jpg"])
