@@ -21,6 +21,8 @@ from PIL import Image
 
 from shoeseg.client import ImageRejectedError, ping_grpc, predict_grpc, predict_rest
 from shoeseg.handler import server as ts_server
+from shoeseg.model.inference import best_sides
+from shoeseg.model.runtime import onnx_file
 from tests.serving_helpers import image_bytes, png_header_only
 
 pytestmark = pytest.mark.integration
@@ -64,7 +66,8 @@ def test_archive_carries_its_code(server: ts_server.Server) -> None:
     expected = {"resunet_handler.py", "model-config.yaml", "tiny.pth", "resunet.onnx", "MAR-INF/MANIFEST.json"}
     packed = {"shoeseg/__init__.py", "shoeseg/constants.py", "shoeseg/model/__init__.py", "shoeseg/pipeline/remover.py"}
     assert expected | packed | {"shoeseg/handler/resunet_handler.py"} <= names
-    assert {"resunet_96.onnx", "resunet_160.onnx"} <= names  # best's other sides (tiny model: 128 px)
+    other_sides = {onnx_file(side, 128) for side in best_sides(128)} - {"resunet.onnx"}  # the tiny model: 128 px
+    assert other_sides == {"resunet_64.onnx", "resunet_160.onnx"} and other_sides <= names  # best's other graphs
     assert not any(name.startswith(("shoeseg/training/", "shoeseg/client/", "shoeseg/weights/")) for name in names)
     # the worker imported the packages unpacked from the .mar (under the server's TMPDIR), not the checkout
     log = server.model_log()
