@@ -23,17 +23,18 @@ from PIL import Image
 from benchmarks.gallery import BACKDROP, FRAME, SUFFIXES
 from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.pipeline import Remover
+from shoeseg.pipeline.compose import over
+from shoeseg.pipeline.image_io import alpha_to_uint8
 from shoeseg.pipeline.options import parse_options
 from shoeseg.training.peers import FETCHED_PEERS_DIR, PEERS
 
-BACKDROP_RGB = np.array([int(BACKDROP[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
+BACKDROP_RGBA = parse_options({"bg": BACKDROP}).bg
 
 
 def on_backdrop(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 and (H, W) alpha in [0, 1] -> (H, W, 3) uint8 composite over ``BACKDROP``: the same
-    plain blend for every model, so none looks better for how it is drawn."""
-    a = alpha[..., None].astype(np.float32)
-    return (rgb * a + BACKDROP_RGB * (1 - a)).round().astype(np.uint8)
+    plain blend for every model (the server's ``bg``), so none looks better for how it is drawn."""
+    return over(rgb, alpha.astype(np.float32, copy=False), BACKDROP_RGBA)[0]
 
 
 def tile(image: np.ndarray, height: int, label: str = "") -> np.ndarray:
@@ -46,11 +47,15 @@ def tile(image: np.ndarray, height: int, label: str = "") -> np.ndarray:
     return out
 
 
-def row(tiles: list[np.ndarray], width: int, gap: int = 4) -> np.ndarray:
-    """Tiles side by side, padded on white to ``width``."""
-    spaced = [np.pad(t, ((gap, gap), (gap, gap), (0, 0)), constant_values=255) for t in tiles]
-    line = np.concatenate(spaced, axis=1)
-    return np.pad(line, ((0, 0), (0, max(0, width - line.shape[1])), (0, 0)), constant_values=255)
+def row(tiles: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Tiles side by side on white, ``gap`` px around each."""
+    return np.concatenate([np.pad(t, ((gap, gap), (gap, gap), (0, 0)), constant_values=255) for t in tiles], axis=1)
+
+
+def sheet(lines: list[np.ndarray]) -> np.ndarray:
+    """Rows stacked, each padded on white to the widest."""
+    width = max(line.shape[1] for line in lines)
+    return np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in lines])
 
 
 def review(
@@ -65,8 +70,7 @@ def review(
         if peer is not None:
             alphas[peer.name] = peer.predict(rgb)
         for name, alpha in alphas.items():
-            as_uint8 = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
-            Image.fromarray(as_uint8).save(alpha_dir / f"{path.stem}.{name}.png")
+            Image.fromarray(alpha_to_uint8(alpha)).save(alpha_dir / f"{path.stem}.{name}.png")
         tiles = [tile(rgb, height, path.name)]
         tiles += [tile(on_backdrop(rgb, a), height, name) for name, a in alphas.items()]
         rows.append(tiles)
@@ -99,10 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"no peer at {args.peer} (`make peers` fetches U^2-Net full): ours only")
     (args.out / "alphas").mkdir(parents=True, exist_ok=True)
     rows, scores = review(photos, Remover(args.weights, "cpu", args.runtime), peer, args.height, args.out / "alphas")
-    width = max(sum(t.shape[1] + 8 for t in r) for r in rows)
-    for n, start in enumerate(range(0, len(rows), args.per_sheet), 1):
-        sheet = np.concatenate([row(r, width) for r in rows[start : start + args.per_sheet]], axis=0)
-        Image.fromarray(sheet).save(args.out / f"sheet_{n}.png", optimize=True)
+    lines = [row(tiles) for tiles in rows]
+    for n, start in enumerate(range(0, len(lines), args.per_sheet), 1):
+        Image.fromarray(sheet(lines[start : start + args.per_sheet])).save(args.out / f"sheet_{n}.png", optimize=True)
     (args.out / "review.json").write_text(json.dumps(scores, indent=1))
     print(f"wrote {n} sheets of {len(rows)} photos and review.json to {args.out}")
 
