@@ -14,7 +14,14 @@ from shoeseg.model import load_model
 from shoeseg.training.augment import train_pipeline
 from shoeseg.training.config import AugmentConfig, TrainConfig
 from shoeseg.training.copy_paste import CopyPaste, paste_object
-from shoeseg.training.losses import boundary_weight_map, segmentation_loss, weighted_cross_entropy, weighted_dice_loss
+from shoeseg.training.losses import (
+    boundary_weight_map,
+    far_from_edge,
+    fog_loss,
+    segmentation_loss,
+    weighted_cross_entropy,
+    weighted_dice_loss,
+)
 from shoeseg.training.metrics import MetricAccumulator, per_image_metrics
 
 
@@ -353,3 +360,39 @@ def test_resume_pack_is_smaller_and_loads_back_as_fp32(tmp_path: Path) -> None:
     state = next(iter(again.state.values()))
     assert state["exp_avg_sq"].dtype == torch.float32 and float(state["step"]) == 1.0
     assert (state["exp_avg_sq"] > 0).all()  # bf16 keeps Adam's tiny second moments (fp16 would zero them)
+
+
+def test_fog_loss_counts_undecided_alpha_away_from_the_edge_only() -> None:
+    alpha = torch.zeros(1, 64, 64)
+    alpha[:, 16:48, 16:48] = 1.0
+    far = far_from_edge(alpha, 4)
+    assert far[0, 32, 32] == 1 and far[0, 2, 2] == 1 and far[0, 16, 32] == 0 and far[0, 13, 32] == 0
+    decided = torch.stack([1 - alpha, alpha], 1) * 20 - 10  # logits: sure of the true mask everywhere
+    soft_edge = decided.clone()
+    soft_edge[:, :, 14:18, 16:48] = 0.0  # undecided only in a 4 px band along the top edge
+    fog = decided.clone()
+    fog[:, :, 28:36, 28:36] = 0.0  # a half-transparent blob inside the object, far from its edge
+    assert fog_loss(decided, alpha, 4) < 1e-3
+    assert fog_loss(soft_edge, alpha, 4) < 1e-3
+    assert fog_loss(fog, alpha, 4) > 0.02
+
+
+def test_frozen_encoder_blocks_keep_their_weights_while_the_rest_trains() -> None:
+    from shoeseg.model import ModelConfig, build_model
+    from shoeseg.training.trainer import freeze, frozen_encoder_modules
+
+    model = build_model(ModelConfig.from_dict({"encoder": "tf_efficientnet_lite0", "input_size": 64}))
+    model.train()
+    frozen = frozen_encoder_modules(model, 2)
+    freeze(frozen)
+    assert frozen_encoder_modules(model, 0) == []
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    optimizer.step()
+    stem = model.encoder.model.conv_stem.weight
+    assert not stem.requires_grad and torch.equal(stem, before["encoder.model.conv_stem.weight"])
+    assert not model.encoder.model.bn1.training  # frozen statistics too
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    assert any(n.startswith("decoder") for n in changed)
+    assert not any(n.startswith(("encoder.model.blocks.0.", "encoder.model.blocks.1.")) for n in changed)

@@ -132,6 +132,10 @@ class TrainConfig:
     boundary_sigma: float = 4.0
     hole_weight: float = 0.0  # extra loss weight on the true mask's enclosed background (strap gaps)
     grad_clip: float = 5.0  # max global gradient norm per step
+    fog_weight: float = 0.0  # weight of losses.fog_loss: undecided alpha away from the true edge
+    fog_band: float = 0.02  # ... "away" = farther than this share of the input's diagonal
+    frozen_encoder_blocks: int = 0  # the stem and this many early encoder blocks keep their weights
+    freeze_norm: bool = False  # BatchNorm keeps the statistics it started with (small fine-tuning batches)
     cosine_floor: float = 0.02  # the schedule's last learning rate, as a share of the peak
     val_batch_size: int = 4
     num_workers: int = 1  # data-loading processes; -1: all cores but two (at least one)

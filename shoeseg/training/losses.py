@@ -52,6 +52,24 @@ def weighted_dice_loss(
     return (1 - (2 * intersection + eps) / (total + eps)).mean()
 
 
+def far_from_edge(alpha: torch.Tensor, band: int) -> torch.Tensor:
+    """(B, H, W) float 0/1: pixels farther than ``band`` px (chessboard distance) from the edge of ``alpha``
+    binarised at 0.5. alpha: (B, H, W) in [0, 1]."""
+    solid = (alpha >= 0.5).float().unsqueeze(1)
+    kernel = 2 * band + 1
+    grown = F.max_pool2d(solid, kernel, stride=1, padding=band)
+    shrunk = -F.max_pool2d(-solid, kernel, stride=1, padding=band)
+    return (grown == shrunk).float().squeeze(1)
+
+
+def fog_loss(logits: torch.Tensor, alpha: torch.Tensor, band: int) -> torch.Tensor:
+    """Mean undecidedness ``4 p (1 - p)`` of the predicted foreground over the pixels farther than ``band`` px
+    from the true edge: a matte is soft only at its edges. logits (B, 2, H, W), alpha (B, H, W) -> scalar."""
+    prob = torch.softmax(logits.float(), dim=1)[:, 1]
+    far = far_from_edge(alpha, band)
+    return (4 * prob * (1 - prob) * far).sum() / far.sum().clamp_min(1.0)
+
+
 def segmentation_loss(
     logits: torch.Tensor, alpha: torch.Tensor, weight: torch.Tensor, ce_weight: float = 1.0, dice_weight: float = 1.0
 ) -> torch.Tensor:

@@ -32,7 +32,7 @@ from .augment import eval_pipeline, train_pipeline
 from .chain import init_records, stage_record
 from .config import TrainConfig, data_root
 from .data import MixedSegmentationDataset, PairEvalDataset
-from .losses import segmentation_loss
+from .losses import fog_loss, segmentation_loss
 from .metrics import MetricAccumulator, per_image_metrics
 
 log = logging.getLogger("training")
@@ -99,6 +99,32 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     )
 
 
+def freeze_norm_statistics(model: torch.nn.Module) -> None:
+    """Put every BatchNorm of ``model`` in eval mode: it normalises with the running statistics it
+    started with and stops updating them, while its scale and shift still train. A fine-tune on a few
+    batches of 8 would otherwise re-estimate statistics that a larger run measured better."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def frozen_encoder_modules(model: torch.nn.Module, blocks: int) -> list[torch.nn.Module]:
+    """The encoder's stem and its first ``blocks`` blocks (timm's ``conv_stem``, ``bn1``, ``blocks[:n]``);
+    empty when ``blocks`` is 0. Freezing them saves most of the backward pass at full resolution."""
+    if blocks <= 0:
+        return []
+    timm_model = model.encoder.model
+    stem = [m for m in (getattr(timm_model, "conv_stem", None), getattr(timm_model, "bn1", None)) if m is not None]
+    return [*stem, *list(timm_model.blocks)[:blocks]]
+
+
+def freeze(modules: list[torch.nn.Module]) -> None:
+    """No gradients for ``modules``' weights, and their BatchNorms in eval mode (call after ``train()``)."""
+    for module in modules:
+        module.requires_grad_(False)
+        freeze_norm_statistics(module)
+
+
 def warmup_cosine(total_steps: int, warmup: int, floor: float = 0.02) -> Callable[[int], float]:
     """Learning-rate factor per step: linear warm-up, then a cosine from 1 down to ``floor``.
 
@@ -148,6 +174,8 @@ class Trainer:
         self.max_epochs = cfg.epochs  # --fit-minutes never plans more
         self.setup()
         self.model = self.build_model()
+        self.frozen = frozen_encoder_modules(self.model, cfg.frozen_encoder_blocks)
+        freeze(self.frozen)
         self.dataset, self.sampler, self.loader, self.val_loaders = self.build_loaders()
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule())
@@ -272,6 +300,9 @@ class Trainer:
         if self.sampler:
             self.sampler.set_epoch(epoch)
         self.net.train()
+        if cfg.freeze_norm:
+            freeze_norm_statistics(self.net)
+        freeze(self.frozen)
         running, seen = 0.0, 0
         bar = tqdm(
             self.loader, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}", disable=self.rank != 0, mininterval=10
@@ -295,7 +326,11 @@ class Trainer:
         """
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             logits = self.net(image)
-        loss = segmentation_loss(logits, alpha, weight, self.cfg.ce_weight, self.cfg.dice_weight)
+        cfg = self.cfg
+        loss = segmentation_loss(logits, alpha, weight, cfg.ce_weight, cfg.dice_weight)
+        if cfg.fog_weight:
+            band = max(1, round(cfg.fog_band * math.hypot(*alpha.shape[-2:])))
+            loss = loss + cfg.fog_weight * fog_loss(logits, alpha, band)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
