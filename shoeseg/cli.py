@@ -27,31 +27,29 @@ if TYPE_CHECKING:
     from shoeseg.pipeline.remover import Cutout
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-SWITCHES = ("crop", "refine", "tta")  # options that are flags on the command line (true when given)
 OPTION_DEST = "option_"  # argparse names of the option flags, apart from the command's own (--output in predict.py)
 
 
 def add_option_flags(parser: argparse.ArgumentParser, output_flag: str = "--output") -> None:
-    """Every request option as a flag (help text from the option parser's own ``ALLOWED``)."""
-    from shoeseg.pipeline.options import ALLOWED
+    """Every request option of the option table as a flag (``--shadow-opacity`` for ``shadow_opacity``)."""
+    from shoeseg.pipeline.options import OPTIONS
 
     group = parser.add_argument_group("cutout options (the server's request options)")
-    for key, text in ALLOWED.items():
-        flag = output_flag if key == "output" else f"--{key}"
-        allowed = text.replace("%", "%%")  # argparse formats help with %
-        if key in SWITCHES:
-            group.add_argument(flag, dest=OPTION_DEST + key, action="store_true", help=f"{key}=true")
+    for spec in OPTIONS:
+        flag = output_flag if spec.name == "output" else f"--{spec.name.replace('_', '-')}"
+        allowed = spec.allowed.replace("%", "%%")  # argparse formats help with %
+        if spec.switch:
+            group.add_argument(flag, dest=OPTION_DEST + spec.name, action="store_true", help=f"{spec.name}=true")
         else:
-            group.add_argument(flag, dest=OPTION_DEST + key, metavar=key.upper(), help=allowed)
+            group.add_argument(flag, dest=OPTION_DEST + spec.name, metavar=spec.name.upper(), help=allowed)
 
 
 def option_fields(args: argparse.Namespace) -> dict[str, str]:
     """The option flags given -> the server's option fields (switches as "true")."""
-    from shoeseg.pipeline.options import ALLOWED
+    from shoeseg.pipeline.options import OPTIONS, option_fields
 
-    given = {key: getattr(args, OPTION_DEST + key) for key in ALLOWED}
-    fields = {key: value for key, value in given.items() if key not in SWITCHES and value is not None}
-    return fields | {key: "true" for key in SWITCHES if given[key]}
+    given = {spec.name: getattr(args, OPTION_DEST + spec.name) for spec in OPTIONS}
+    return option_fields({spec.name: given[spec.name] or None if spec.switch else given[spec.name] for spec in OPTIONS})
 
 
 def image_jobs(source: Path, target: Path | None, suffix: str) -> list[tuple[Path, Path]]:

@@ -124,7 +124,7 @@ def test_every_option_is_a_flag() -> None:
     from shoeseg.pipeline.options import ALLOWED
 
     help_text = cli.build_parser()._subparsers._group_actions[0].choices["remove"].format_help()
-    assert all(f"--{key}" in help_text for key in ALLOWED)
+    assert all(f"--{key.replace('_', '-')}" in help_text for key in ALLOWED)
 
 
 @pytest.mark.slow  # builds a wheel (~15 s)

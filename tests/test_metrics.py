@@ -15,6 +15,7 @@ from shoeseg.training.metrics import (
     boundary_iou,
     enclosed_background,
     flagged_catch,
+    fog,
     hole_recall,
     inner_boundary,
     per_image_metrics,
@@ -120,6 +121,27 @@ def test_accumulator_means_structure_metrics_over_the_images_that_have_them() ->
     empty = MetricAccumulator()
     empty.update(per_image_metrics(prob[1:2], truth[1:2]) | structure_metrics(prob[1:2], truth[1:2]))
     assert empty.means()["hole_recall"] is None and empty.means()["hole_n"] == 0
+
+
+def test_fog_counts_a_half_transparent_blob_away_from_the_edge_not_a_soft_edge() -> None:
+    truth = square(size=100, top=20, left=20, side=60)  # band width: 2 % of the 141 px diagonal = 3 px
+    assert band_width(100, 100) == 3
+    exact = truth.astype(np.float32)
+    assert fog(exact, truth) == 0.0
+    soft_edge = exact.copy()
+    soft_edge[18:23, 20:80] = 0.5  # undecided only within 3 px of the top edge
+    assert fog(soft_edge, truth) == 0.0
+    blob = exact.copy()
+    blob[40:50, 40:50] = 0.5  # a see-through patch inside the object, far from its edge
+    blob[0:5, 0:10] = 0.3  # and a kept backdrop smear in a corner
+    assert fog(blob, truth) == pytest.approx(100.0 * (100 + 50) / 100**2)
+    nearly = exact.copy()
+    nearly[40:50, 40:50] = 0.95  # 242 of 255: decided enough
+    assert fog(nearly, truth) == 0.0
+    means = MetricAccumulator()
+    both = torch.from_numpy(np.stack([exact, blob])), torch.from_numpy(np.stack([truth, truth]).astype(np.float32))
+    means.update(per_image_metrics(*both) | structure_metrics(*both))
+    assert means.means()["fog"] == pytest.approx(0.75)
 
 
 def test_spearman_ranks_and_ties() -> None:

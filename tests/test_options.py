@@ -23,6 +23,7 @@ from shoeseg.model.inference import (
 from shoeseg.pipeline.compose import NoObjectError, crop_box, estimate_foreground, over, render
 from shoeseg.pipeline.cutout import CROP_PAD, alpha_at_size, best_alpha, object_box, pasted, predict_alpha
 from shoeseg.pipeline.image_io import encode_rgba_png
+from shoeseg.pipeline.matte import decisive_matte
 from shoeseg.pipeline.options import ALLOWED, OptionError, Options, parse_options, split_request
 from tests.serving_helpers import TINY
 
@@ -119,33 +120,36 @@ def decode(data: bytes) -> Image.Image:
 
 def test_default_render_is_the_plain_rgba_png(scene: tuple[np.ndarray, np.ndarray]) -> None:
     image, alpha = scene
-    assert render(image, alpha) == encode_rgba_png(image, alpha)
+    assert render(image, alpha) == encode_rgba_png(image, decisive_matte(image, alpha))
+    assert render(image, alpha, Options(matte="soft")) == encode_rgba_png(image, alpha)
     # options that only change how the alpha was made take the shortcut; the general path (a margin without
     # crop changes nothing) writes the same bytes
-    assert render(image, alpha, Options(quality="best", tta=True)) == encode_rgba_png(image, alpha)
-    assert render(image, alpha, Options(margin=(1.0, False))) == encode_rgba_png(image, alpha)
+    assert render(image, alpha, Options(matte="soft", quality="best", tta=True)) == encode_rgba_png(image, alpha)
+    assert render(image, alpha, Options(matte="soft", margin=(1.0, False))) == encode_rgba_png(image, alpha)
 
 
 def test_outputs_and_formats(scene: tuple[np.ndarray, np.ndarray]) -> None:
     image, alpha = scene
-    mask = decode(render(image, alpha, Options(output="mask")))
+    mask = decode(render(image, alpha, Options(matte="soft", output="mask")))
     assert (mask.format, mask.mode, mask.size) == ("PNG", "L", (80, 60))
     assert np.asarray(mask)[15, 30] == 255 and np.asarray(mask)[0, 0] == 0 and np.asarray(mask)[15, 19] == 128
-    rgb = np.asarray(decode(render(image, alpha, Options(output="rgb"))))
+    rgb = np.asarray(decode(render(image, alpha, Options(matte="soft", output="rgb"))))
     assert rgb.shape == (60, 80, 3)
     assert tuple(rgb[0, 0]) == (255, 255, 255) and tuple(rgb[15, 30]) == (255, 0, 0)
-    green = np.asarray(decode(render(image, alpha, Options(output="rgb", bg=(0, 255, 0, 255)))))
+    green = np.asarray(decode(render(image, alpha, Options(matte="soft", output="rgb", bg=(0, 255, 0, 255)))))
     assert tuple(green[0, 0]) == (0, 255, 0)
-    webp = decode(render(image, alpha, Options(format="webp")))
+    webp = decode(render(image, alpha, Options(matte="soft", format="webp")))
     assert (webp.format, webp.mode, webp.size) == ("WEBP", "RGBA", (80, 60))
     assert np.asarray(webp)[0, 0, 3] == 0 and np.asarray(webp)[15, 30, 3] == 255
-    webp_mask = np.asarray(decode(render(image, alpha, Options(output="mask", format="webp"))).convert("L"))
+    webp_mask = np.asarray(
+        decode(render(image, alpha, Options(matte="soft", output="mask", format="webp"))).convert("L")
+    )
     assert np.array_equal(webp_mask, np.asarray(mask))  # masks are lossless in WebP too
 
 
 def test_rgba_on_translucent_bg(scene: tuple[np.ndarray, np.ndarray]) -> None:
     image, alpha = scene
-    out = np.asarray(decode(render(image, alpha, Options(bg=(0, 0, 0, 128)))))
+    out = np.asarray(decode(render(image, alpha, Options(matte="soft", bg=(0, 0, 0, 128)))))
     assert tuple(out[0, 0]) == (0, 0, 0, 128)  # background: the bg colour at its own alpha
     assert tuple(out[15, 30]) == (255, 0, 0, 255)  # object: untouched
     rgb, a = over(np.full((1, 1, 3), 200, np.uint8), np.array([[0.5]], np.float32), (0, 0, 0, 255))
@@ -158,26 +162,26 @@ def test_crop_margin_size_threshold(scene: tuple[np.ndarray, np.ndarray]) -> Non
     assert crop_box(alpha, (5, False)) == (5, 35, 14, 55)
     assert crop_box(alpha, (10, True)) == (7, 33, 16, 53)  # 10% of the 31 px longest side = 3 px
     assert crop_box(alpha, (100, False)) == (0, 60, 0, 80)  # clamped to the photo
-    cropped = decode(render(image, alpha, Options(crop=True)))
+    cropped = decode(render(image, alpha, Options(matte="soft", crop=True)))
     assert cropped.size == (31, 20)
-    small = decode(render(image, alpha, Options(size=40)))
+    small = decode(render(image, alpha, Options(matte="soft", size=40)))
     assert small.size == (40, 30)
-    assert decode(render(image, alpha, Options(size=4000))).size == (80, 60)  # never enlarged
-    hard = np.asarray(decode(render(image, alpha, Options(output="mask", threshold=0.6))))
+    assert decode(render(image, alpha, Options(matte="soft", size=4000))).size == (80, 60)  # never enlarged
+    hard = np.asarray(decode(render(image, alpha, Options(matte="soft", output="mask", threshold=0.6))))
     assert set(np.unique(hard)) == {0, 255} and hard[15, 19] == 0
-    both = decode(render(image, alpha, Options(crop=True, margin=(2, False), size=10, threshold=0.5)))
+    both = decode(render(image, alpha, Options(matte="soft", crop=True, margin=(2, False), size=10, threshold=0.5)))
     assert both.size == (10, 7) and set(np.unique(np.asarray(both)[..., 3])) <= {0, 255}
     with pytest.raises(NoObjectError) as info:
-        render(image, np.zeros_like(alpha), Options(crop=True))
+        render(image, np.zeros_like(alpha), Options(matte="soft", crop=True))
     assert info.value.to_json()["code"] == 422
 
 
 def test_webp_side_limit_is_an_option_error() -> None:
     image, alpha = np.zeros((2, 17000, 3), np.uint8), np.ones((2, 17000), np.float32)
     with pytest.raises(OptionError) as info:
-        render(image, alpha, Options(format="webp"))
+        render(image, alpha, Options(matte="soft", format="webp"))
     assert info.value.option == "format"
-    assert decode(render(image, alpha, Options(format="webp", size=16383))).size == (16383, 2)
+    assert decode(render(image, alpha, Options(matte="soft", format="webp", size=16383))).size == (16383, 2)
 
 
 def test_refine_removes_background_bleeding() -> None:
@@ -192,8 +196,8 @@ def test_refine_removes_background_bleeding() -> None:
     refined_err = np.abs(fg[edge].astype(np.float32) - red).mean()
     assert refined_err < raw_err / 4, (raw_err, refined_err)
     assert np.array_equal(fg[alpha >= 1], image[alpha >= 1])
-    out = np.asarray(decode(render(image, alpha, Options(refine=True))))
-    plain = np.asarray(decode(render(image, alpha)))
+    out = np.asarray(decode(render(image, alpha, Options(matte="soft", refine=True))))
+    plain = np.asarray(decode(render(image, alpha, Options(matte="soft"))))
     visible = plain[..., 3] > 0  # colour under alpha 0 is zeroed in every RGBA output
     assert np.array_equal(out[..., :3][visible], fg[visible]) and np.array_equal(out[..., 3], plain[..., 3])
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from shoeseg.constants import DEFAULT_GRPC_TARGET, DEFAULT_INFERENCE_URL, MODEL_NAME, is_png, is_webp
+from shoeseg.pipeline.options import option_text
 
 Options = Mapping[str, str | int | float | bool]
 DEFAULT_URL = DEFAULT_INFERENCE_URL
@@ -88,10 +89,6 @@ def _result(body: bytes, where: str) -> bytes:
     raise ServiceError(f"expected a PNG or WebP image from {where}, got {body[:100]!r}")
 
 
-def _option_text(value: str | int | float | bool) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 # Called before each retry with the attempt that failed (1-based) and why: count or log retries.
 OnRetry = Callable[[int, Exception], None]
 
@@ -138,7 +135,7 @@ def predict_rest(
         headers["Authorization"] = f"Bearer {token}"
     endpoint = f"{url.rstrip('/')}/predictions/{model}"
     if options:
-        query = urllib.parse.urlencode({k: _option_text(v) for k, v in options.items()})
+        query = urllib.parse.urlencode({k: option_text(v) for k, v in options.items()})
         endpoint = f"{url.rstrip('/')}/{model}/predict?{query}"
     parts = urllib.parse.urlsplit(endpoint)
     target = f"{parts.path}?{parts.query}" if parts.query else parts.path
@@ -225,7 +222,7 @@ def predict_grpc(
     pb2, pb2_grpc = grpc_stubs()
     retry_codes = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
     metadata = [("authorization", f"Bearer {token}")] if token else None
-    fields = {k: _option_text(v).encode() for k, v in (options or {}).items()}
+    fields = {k: option_text(v).encode() for k, v in (options or {}).items()}
     request = pb2.PredictionsRequest(model_name=model, input={**fields, "data": data})
 
     def call() -> bytes:

@@ -1,8 +1,9 @@
 """Apply ``Options`` to one cutout: (RGB image, soft alpha) -> encoded bytes. Shared by the handler and the CLI.
 
-Steps, in order: crop to the object (+ margin) -> resize to ``size`` -> ``threshold`` -> ``refine``
-(foreground colours) -> ``output`` (RGBA, mask, or RGB on ``bg``) -> PNG / WebP. With default options
-the bytes are exactly ``encode_rgba_png(image, alpha)``.
+Steps, in order: ``matte`` (the decisive matte, unless ``threshold`` is given) -> crop to the object (+ margin)
+-> ``canvas`` (the product's box scaled to ``fill`` and placed by ``align`` / ``floor``) -> resize to ``size``
+-> ``threshold`` -> ``refine`` (foreground colours) -> ``shadow`` -> ``output`` (RGBA, mask, or RGB on ``bg``)
+-> PNG / WebP. With default options the bytes are exactly ``encode_rgba_png(image, decisive_matte(image, alpha))``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from shoeseg.pipeline.catalogue import object_rows_cols, place_on_canvas, with_shadow
 from shoeseg.pipeline.image_io import (
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
@@ -20,6 +22,7 @@ from shoeseg.pipeline.image_io import (
     encode_rgba_png,
     png_params,
 )
+from shoeseg.pipeline.matte import decisive_matte
 from shoeseg.pipeline.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
@@ -47,10 +50,10 @@ class NoObjectError(InvalidImageError):
 def crop_box(alpha: np.ndarray, margin: tuple[float, bool], floor: float = CROP_NOISE) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the pixels with ``alpha >= floor``, grown by ``margin`` (px, or % of the
     box's longest side) and clamped to the image; ``NoObjectError`` (422) when no pixel qualifies."""
-    rows, cols = np.nonzero(np.any(alpha >= floor, axis=1)), np.nonzero(np.any(alpha >= floor, axis=0))
-    if rows[0].size == 0:
+    box = object_rows_cols(alpha, floor)
+    if box is None:
         raise NoObjectError(f"found no object to crop to (alpha < {floor:.3f} everywhere); retry without crop")
-    top, bottom, left, right = int(rows[0][0]), int(rows[0][-1]) + 1, int(cols[0][0]), int(cols[0][-1]) + 1
+    top, bottom, left, right = box
     value, percent = margin
     pad = round(value / 100 * max(bottom - top, right - left)) if percent else round(value)
     h, w = alpha.shape
@@ -139,11 +142,17 @@ def render(
     """(H, W, 3) uint8 RGB + (H, W) alpha in [0, 1] at the same size -> the encoded result ``options`` ask for."""
     if image.shape[:2] != alpha.shape:
         raise ValueError(f"alpha {alpha.shape} does not match image {image.shape[:2]}")
+    if options.threshold is None and options.matte == "decisive":
+        alpha = decisive_matte(image, alpha)
     if replace(options, tta=False, quality=DEFAULTS.quality) == DEFAULTS:  # how the alpha was made is done
         return encode_rgba_png(image, alpha, png_level)  # the common case, without copies
-    if options.crop:
-        top, bottom, left, right = crop_box(alpha, options.margin, options.threshold or CROP_NOISE)
-        image, alpha = image[top:bottom, left:right], alpha[top:bottom, left:right]
+    if options.crop or options.canvas is not None:
+        margin = options.margin if options.crop else (0.0, False)
+        top, bottom, left, right = crop_box(alpha, margin, options.threshold or CROP_NOISE)
+        if options.canvas is not None:
+            image, alpha = place_on_canvas(image, alpha, options, (top, bottom, left, right))
+        else:
+            image, alpha = image[top:bottom, left:right], alpha[top:bottom, left:right]
     if options.size:
         image, alpha = fit_size(image, alpha, options.size)
     if options.threshold is not None:
@@ -151,6 +160,8 @@ def render(
     if options.output == "mask":
         return encode(alpha_to_uint8(alpha), options.format, png_level)
     rgb = estimate_foreground(image, alpha) if options.refine else image
+    if options.shadow != "none":
+        rgb, alpha = with_shadow(rgb, alpha, options)
     if options.output == "rgb":
         rgb, _ = over(rgb, alpha, options.bg or WHITE)
         return encode(rgb, options.format, png_level)

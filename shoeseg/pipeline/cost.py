@@ -15,13 +15,13 @@ PNG encode). Measured on 2 CPU cores shared with a training run (load ~7; ~4x sl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shoeseg.model.inference import BEST_CROP_SCALE, BEST_SCALES
 from shoeseg.pipeline.compose import REFINE_MAX_PIXELS
 from shoeseg.pipeline.image_io import InvalidImageError
-from shoeseg.pipeline.options import Options
+from shoeseg.pipeline.options import OPTIONS, SQUARE, Options, option_text
 
 PASS_UNITS = 5.0  # one forward pass at the model's input side (512 px)
 # quality=best's extra views in input-side passes (area): the 0.625x whole photo and the 1.25x object crop
@@ -35,6 +35,10 @@ REFINE_MP = REFINE_MAX_PIXELS / 1e6
 # with tta and refine up to ~22 MP; a batch holds at most ~150 units (~20 s on the busy 2 cores, ~5 s idle).
 DEFAULT_MAX_REQUEST_COST = 100.0
 DEFAULT_MAX_BATCH_COST = 150.0
+# canvas: per megapixel of the canvas (the product resampled with Lanczos, composited, encoded): like the plain
+# path's per-pixel work. A square canvas is estimated at the photo's area over fill squared (its size depends
+# on the product's box, known only after the model ran).
+CANVAS_PIXEL = 1.0
 RETRY_AFTER_S = 5  # the Retry-After of a 429 Busy: about one full batch on 2 idle cores
 
 
@@ -46,6 +50,9 @@ def request_cost(pixels: int, options: Options) -> float:
     units = mp * (1.0 + (BEST_PIXEL if best else 0.0)) + PASS_UNITS * passes
     if options.refine:
         units += REFINE_PIXEL * min(mp, REFINE_MP) + REFINE_ABOVE * max(mp - REFINE_MP, 0.0)
+    if options.canvas is not None:
+        width, height = options.canvas
+        units += CANVAS_PIXEL * (mp / options.fill**2 if options.canvas == SQUARE else width * height / 1e6)
     return units
 
 
@@ -60,15 +67,29 @@ def max_megapixels(limit: float, options: Options) -> float:
     return int(low * 10) / 10
 
 
+DEFAULTS = Options()
+COSTLY_NAMES = ", ".join(spec.name for spec in OPTIONS if spec.costly)
+
+
 def costly_options(options: Options) -> list[str]:
-    """The options that add cost, as a request writes them."""
-    named = [("quality=best", options.quality == "best"), ("tta=true", options.tta), ("refine=true", options.refine)]
-    return [name for name, on in named if on]
+    """The options of the table marked costly that this request sets, as a request writes them."""
+    named = []
+    for spec in OPTIONS:
+        value = getattr(options, spec.name)
+        if spec.costly and value != getattr(DEFAULTS, spec.name):
+            named.append(f"{spec.name}={_as_written(spec.name, value)}")
+    return named
+
+
+def _as_written(name: str, value: Any) -> str:
+    if name == "canvas":
+        return "square" if value == SQUARE else "x".join(map(str, value))
+    return option_text(value)
 
 
 def _without(options: Options, name: str) -> Options:
     field = name.split("=")[0]
-    return Options(**{**options.__dict__, field: "fast" if field == "quality" else False})
+    return replace(options, **{field: getattr(DEFAULTS, field)})
 
 
 class CostLimitError(InvalidImageError):
@@ -110,7 +131,7 @@ class BusyError(InvalidImageError):
         message = (
             f"the server is busy: this batch already holds {admitted:.0f} of its {budget:.0f} cost units "
             f"(handler.max_batch_cost) and this request needs {cost:.0f}; it was not started. Retry in "
-            f"{retry_after} s (Retry-After), or send a smaller image or fewer of quality=best, tta, refine"
+            f"{retry_after} s (Retry-After), or send a smaller image or fewer of {COSTLY_NAMES}"
         )
         super().__init__(message, 429)
 

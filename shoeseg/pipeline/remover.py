@@ -38,7 +38,7 @@ from shoeseg.pipeline.image_io import (
     pil_to_rgb,
     unletterbox_probability,
 )
-from shoeseg.pipeline.options import Options, parse_options
+from shoeseg.pipeline.options import Options, option_fields, parse_options
 
 ImageInput = bytes | bytearray | memoryview | str | os.PathLike | Image.Image | np.ndarray
 
@@ -230,15 +230,6 @@ class Remover:
         result.load()
         result.info["confidence"] = cutout.confidence
         return result
-
-
-def option_fields(options: Mapping[str, Any]) -> dict[str, str]:
-    """Python keyword options -> the server's option fields (text; True -> "true"; None left out)."""
-    return {
-        key: str(value).lower() if isinstance(value, bool) else str(value)
-        for key, value in options.items()
-        if value is not None
-    }
 
 
 _DEFAULT_REMOVERS: dict[tuple[str, str], Remover] = {}

@@ -13,7 +13,9 @@ import torch
 METRIC_NAMES = ("iou", "precision", "recall", "f1", "mae")
 BOUNDARY_RATIO = 0.02  # Boundary IoU's band width as a share of the image diagonal (Cheng et al. 2021)
 MIN_ENCLOSED = 200  # an image counts towards hole recall when its true mask encloses at least this many pixels
-STRUCTURE_NAMES = ("biou", "hole_recall")
+STRUCTURE_NAMES = ("biou", "hole_recall", "fog")
+# Fog: predicted alpha in this range (26..229 of 255) counts as undecided.
+UNDECIDED = (26 / 255, 229 / 255)
 
 
 def per_image_metrics(prob: torch.Tensor, alpha: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:
@@ -45,7 +47,7 @@ def per_image_metrics(prob: torch.Tensor, alpha: torch.Tensor, threshold: float 
 class MetricAccumulator:
     """Sums per-image metrics over batches; ``means()`` gives per-image averages.
 
-    With ``structure_metrics`` merged into the updates, ``means()`` also has ``biou``, ``hole_recall`` (the
+    With ``structure_metrics`` merged into the updates, ``means()`` also has ``biou``, ``fog``, ``hole_recall`` (the
     mean over the images whose true mask encloses background: its nan rows are skipped) and ``hole_n``.
     """
 
@@ -59,6 +61,7 @@ class MetricAccumulator:
         self.count += int(metrics["iou"].numel())
         if "biou" in metrics:
             self.sums["biou"] += float(metrics["biou"].sum())
+            self.sums["fog"] += float(metrics["fog"].sum())
             self.structure_count += int(metrics["biou"].numel())
             counted = ~torch.isnan(metrics["hole_recall"])
             self.sums["hole_recall"] += float(metrics["hole_recall"][counted].sum())
@@ -68,6 +71,7 @@ class MetricAccumulator:
         means = {name: self.sums[name] / max(self.count, 1) for name in METRIC_NAMES} | {"n": self.count}
         if self.structure_count:
             means["biou"] = self.sums["biou"] / self.structure_count
+            means["fog"] = self.sums["fog"] / self.structure_count
             means["hole_recall"] = self.sums["hole_recall"] / self.hole_n if self.hole_n else None
             means["hole_n"] = self.hole_n
         return means
@@ -126,23 +130,40 @@ def hole_recall(pred: np.ndarray, true: np.ndarray) -> tuple[float, int]:
     return float(np.count_nonzero(enclosed & ~np.asarray(pred, bool)) / count), count
 
 
+def fog(prob: np.ndarray, true: np.ndarray, ratio: float = BOUNDARY_RATIO) -> float:
+    """Share (in %) of the image's pixels farther than d (``band_width``: ``ratio`` of the diagonal, chessboard
+    distance) from the true mask's edge whose predicted alpha is undecided (``UNDECIDED``): a see-through
+    insole, a smear under the sole, a kept backdrop patch. A matte may be soft at its edges, nowhere else.
+
+    prob: (H, W) float alpha in [0, 1]; true: (H, W) bool.
+    """
+    width = band_width(*true.shape, ratio)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    solid = np.asarray(true, bool).astype(np.uint8)
+    far = cv2.dilate(solid, kernel) == cv2.erode(solid, kernel)
+    undecided = (prob >= UNDECIDED[0]) & (prob <= UNDECIDED[1])
+    return 100.0 * float(np.count_nonzero(undecided & far)) / prob.size
+
+
 def structure_metrics(
     prob: torch.Tensor, alpha: torch.Tensor, threshold: float = 0.5, min_enclosed: int = MIN_ENCLOSED
 ) -> dict[str, torch.Tensor]:
-    """Boundary IoU and hole recall at ``prob >= threshold`` vs ``alpha >= 0.5``, per image.
+    """Boundary IoU and hole recall at ``prob >= threshold`` vs ``alpha >= 0.5``, and ``fog``, per image.
 
     prob, alpha: (B, H, W) in [0, 1]. Returns (B,) tensors: ``biou``; ``hole_recall``, nan where the true
-    mask encloses fewer than ``min_enclosed`` pixels (so the mean skips it); ``enclosed`` (pixel count).
+    mask encloses fewer than ``min_enclosed`` pixels (so the mean skips it); ``enclosed`` (pixel count); ``fog``.
     """
-    preds = (prob >= threshold).cpu().numpy()
+    probs = prob.cpu().numpy()
     trues = (alpha >= 0.5).cpu().numpy()
-    biou, recall, enclosed = [], [], []
-    for pred, true in zip(preds, trues):
+    biou, recall, enclosed, fogs = [], [], [], []
+    for p, true in zip(probs, trues):
+        pred = p >= threshold
         biou.append(boundary_iou(pred, true))
         r, count = hole_recall(pred, true)
         recall.append(r if count >= min_enclosed else float("nan"))
         enclosed.append(count)
-    columns = {"biou": biou, "hole_recall": recall, "enclosed": enclosed}
+        fogs.append(fog(p, true))
+    columns = {"biou": biou, "hole_recall": recall, "enclosed": enclosed, "fog": fogs}
     return {name: torch.tensor(values, dtype=torch.float64) for name, values in columns.items()}
 
 
