@@ -131,6 +131,12 @@ options-gains: venv
 gallery: venv
 	$(PY) -m benchmarks.gallery --photos $(DATA_ROOT)/photos --weights $(WEIGHTS) --out docs/gallery.png
 
+## catalogue-picture: docs/catalogue.png (8 real photos as they came | preset=amazon | + align=bottom&shadow=contact)
+.PHONY: catalogue-picture
+catalogue-picture: venv
+	$(PY) -m benchmarks.gallery --catalogue --count 8 --height 220 --photos $(DATA_ROOT)/photos --weights $(WEIGHTS) \
+		--out docs/catalogue.png
+
 ## review: every real photo as photo | ours default | ours quality=best | U^2-Net full, each on magenta, in
 ## contact sheets to count the cutouts with a clear defect by eye -> build/review/sheet_<n>.png, review.json
 .PHONY: review

@@ -4,12 +4,14 @@ through the pipeline the server runs.
     python -m benchmarks.gallery --photos ../shared/data/photos --out docs/gallery.png [--weights ckpt.pth]
 
 (``make gallery``). A few evenly spaced photos, downscaled, two per row; the PNG stays well under 1 MB.
+``--catalogue``: each photo as it came | ``CATALOGUE_STYLES`` (the catalogue style page's picture).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -40,9 +42,36 @@ def triplet(remover: Remover, data: bytes, height: int) -> np.ndarray:
     return np.concatenate(tiles, axis=1)
 
 
-def gallery(remover: Remover, photos: list[Path], height: int = 160, per_row: int = 2, gap: int = 6) -> np.ndarray:
-    """Triplets of ``photos`` laid out ``per_row`` to a row on white, ``gap`` px apart."""
-    cells = [triplet(remover, p.read_bytes(), height) for p in photos]
+# docs/catalogue.md's picture: each photo, then through these request options
+CATALOGUE_STYLES = ({"preset": "amazon"}, {"preset": "amazon", "align": "bottom", "shadow": "contact"})
+
+
+def styled(remover: Remover, data: bytes, height: int) -> np.ndarray:
+    """One photo -> (height, w, 3) uint8: the photo as it came | each of ``CATALOGUE_STYLES``."""
+    image = remover.decode(data)
+    alpha = remover.predict_alpha(image)
+    tiles = [image]
+    for fields in CATALOGUE_STYLES:
+        tiles.append(np.asarray(Image.open(io.BytesIO(remover.render(image, alpha, parse_options(fields))))))
+    tiles = [
+        cv2.resize(t, (round(t.shape[1] * height / t.shape[0]), height), interpolation=cv2.INTER_AREA) for t in tiles
+    ]
+    for tile in tiles:
+        tile[[0, -1], :] = tile[:, [0, -1]] = FRAME
+    return np.concatenate(tiles, axis=1)
+
+
+def gallery(
+    remover: Remover,
+    photos: list[Path],
+    height: int = 160,
+    per_row: int = 2,
+    gap: int = 6,
+    cell: Callable[[Remover, bytes, int], np.ndarray] = triplet,
+) -> np.ndarray:
+    """``cell`` (``triplet`` or ``styled``) of each of ``photos`` laid out ``per_row`` to a row on white, ``gap``
+    px apart."""
+    cells = [cell(remover, p.read_bytes(), height) for p in photos]
     width = max(c.shape[1] for c in cells)
     rows = []
     for start in range(0, len(cells), per_row):
@@ -63,13 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/gallery.png"))
     parser.add_argument("--count", type=int, default=6, help="photos, evenly spaced by name")
     parser.add_argument("--height", type=int, default=160, help="tile height in pixels")
+    parser.add_argument("--catalogue", action="store_true", help="photo | amazon | bottom + contact shadow")
     args = parser.parse_args(argv)
     found = sorted((p for p in args.photos.iterdir() if p.suffix.lower() in SUFFIXES), key=lambda p: p.name)
     if not found:
         raise SystemExit(f"no photos in {args.photos}")
     step = max(1, len(found) // args.count)
     picked = found[::step][: args.count]
-    grid = gallery(Remover(args.weights, "cpu"), picked, args.height)
+    grid = gallery(Remover(args.weights, "cpu"), picked, args.height, cell=styled if args.catalogue else triplet)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(args.out, optimize=True)
     size = f"{grid.shape[1]}x{grid.shape[0]}, {args.out.stat().st_size / 1e3:.0f} kB"

@@ -79,10 +79,12 @@ def run_jobs(
     jobs: Sequence[tuple[Path, Path]],
     overwrite: bool = False,
     low_confidence: float = DEFAULT_LOW_CONFIDENCE,
+    confidences: dict[Path, float] | None = None,
 ) -> int:
     """Cut out each job's input into its output (existing outputs skipped unless ``overwrite``), a progress
     bar on stderr, a ``CHECK`` line for each cutout less confident than ``low_confidence`` (the ones worth a
-    look); returns the exit status: 0, or 1 when any image failed (each listed)."""
+    look); returns the exit status: 0, or 1 when any image failed (each listed). ``confidences``, when given,
+    receives each written output's confidence."""
     from tqdm import tqdm
 
     from shoeseg.pipeline.image_io import InvalidImageError
@@ -97,6 +99,8 @@ def run_jobs(
         except (InvalidImageError, OSError) as err:
             failures.append(f"{source}: {getattr(err, 'message', err)}")
             continue
+        if confidences is not None:
+            confidences[target] = result.confidence
         if result.confidence < low_confidence:
             unsure += 1
             bar.write(f"CHECK {target} (confidence {result.confidence:.3f})", file=sys.stderr)
@@ -142,10 +146,33 @@ def remove_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         return 0
+    if args.report and not (Path(source).is_dir() and args.out):
+        parser.error("--report writes OUT/index.html for a folder: give a folder and -o OUT")
     jobs = image_jobs(Path(source), Path(args.out) if args.out else None, options.suffix)
     if not jobs:
         parser.error(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it")
-    return run_jobs(cutout, jobs, args.overwrite, args.low_confidence)
+    confidences: dict[Path, float] = {}
+    status = run_jobs(cutout, jobs, args.overwrite, args.low_confidence, confidences)
+    if args.report:
+        write_report(jobs, confidences, Path(source), Path(args.out), args.low_confidence, options.bg)
+    return status
+
+
+def write_report(
+    jobs: Sequence[tuple[Path, Path]],
+    confidences: dict[Path, float],
+    source: Path,
+    out: Path,
+    low_confidence: float,
+    bg: tuple[int, int, int, int] | None,
+) -> None:
+    """``--report``: OUT/index.html over every job whose cutout exists (see ``shoeseg.review_page``)."""
+    from shoeseg.review_page import ReviewEntry, write_review_page
+
+    entries = [ReviewEntry(s, t, confidences.get(t)) for s, t in jobs if t.exists()]
+    backdrop = "#ffffff" if bg is None else f"rgba({bg[0]}, {bg[1]}, {bg[2]}, {bg[3] / 255:.3f})"
+    page = write_review_page(entries, source, out, low_confidence, backdrop)
+    print(f"review page: {page}", file=sys.stderr)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -178,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--overwrite", action="store_true", help="redo results that already exist")
     remove.add_argument("--low-confidence", type=float, default=DEFAULT_LOW_CONFIDENCE, metavar="C",
                         help="list cutouts less confident than C as CHECK lines (default %(default)s)")  # fmt: skip
+    remove.add_argument("--report", action="store_true",
+                        help="with a folder: also write OUT/index.html, every photo beside its cutout, least "
+                        "confident first (self-contained, offline)")  # fmt: skip
     add_option_flags(remove)
     serve = sub.add_parser("serve", help="start TorchServe on the model in the background (what `make serve` does)")
     serve.add_argument("--weights", help="checkpoint to serve (default: the shipped one)")

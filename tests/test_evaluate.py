@@ -59,7 +59,8 @@ def test_evaluate_adds_structure_metrics_grids_confidence_and_peers(tmp_path: Pa
 
     report = json.loads(out.read_text())
     white = report["white"]
-    assert set(white) >= {"iou", "precision", "recall", "f1", "mae", "n", "biou", "hole_recall", "hole_n"}
+    assert set(white) >= {"iou", "precision", "recall", "f1", "mae", "n", "biou", "hole_recall", "hole_n", "fog"}
+    assert 0 <= white["fog"] <= 100 and "fog" in report["peers"]["u2net"]["white"]
     assert white["hole_n"] == 1 and 0 <= white["hole_recall"] <= 1 and 0 <= white["biou"] <= 1
     assert set(report["quality_best"]["white"]) >= {"biou", "hole_recall", "hole_n"}
     assert set(report["peers"]) == {"u2netp", "u2net"}
@@ -71,7 +72,7 @@ def test_evaluate_adds_structure_metrics_grids_confidence_and_peers(tmp_path: Pa
     assert set(confidence) == {"served", "band", "served_x_band"}
     assert confidence["served"]["flagged_n"] == 1  # ceil(10 % of 4)
     for name in ("worst", "worst_biou"):
-        grid = cv2.imread(str(tmp_path / f"scores_{name}.png"))
+        grid = cv2.imread(str(tmp_path / f"scores_white_{name}.png"))
         assert grid is not None and grid.shape[0] == 4 * 200
     rows = json.loads((tmp_path / "scores_images.json").read_text())
     assert {r["model"] for r in rows} == {"resunet", "resunet quality=best", "u2netp", "u2net"}

@@ -143,7 +143,7 @@ def test_quality_best_per_request_in_a_batch(
     failure in its extra passes fails only that request."""
     handler, context = handler_and_context
     a, b = image_bytes(90, 60), image_bytes(40, 70)
-    out = run(handler, context, [{"body": a, "quality": b"best"}, {"body": b}])
+    out = run(handler, context, [{"body": a, "quality": b"best", "matte": b"soft"}, {"body": b}])
     want = np.round(predict_alpha(handler.model, decode_image(a), quality="best") * 255)
     got = np.asarray(Image.open(io.BytesIO(out[0])))[..., 3]
     assert np.abs(got - want).max() <= 1
@@ -151,7 +151,7 @@ def test_quality_best_per_request_in_a_batch(
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(out[1]))), np.asarray(Image.open(io.BytesIO(alone))))
     default, handler.defaults = handler.defaults, Options(quality="best")  # model-config.yaml handler.quality: best
     try:
-        by_default = run(handler, context, [{"body": a}, {"body": b, "quality": b"fast"}])
+        by_default = run(handler, context, [{"body": a, "matte": b"soft"}, {"body": b, "quality": b"fast"}])
     finally:
         handler.defaults = default
     assert by_default[0] == out[0] and by_default[1] == alone
@@ -160,7 +160,7 @@ def test_quality_best_per_request_in_a_batch(
         raise RuntimeError("simulated")
 
     monkeypatch.setattr(remover_module, "best_alpha", broken)
-    out = run(handler, context, [{"body": a, "quality": b"best"}, {"body": b}])
+    out = run(handler, context, [{"body": a, "quality": b"best", "matte": b"soft"}, {"body": b}])
     assert json.loads(out[0])["code"] == 500 and "quality=best" in json.loads(out[0])["message"]
     assert Image.open(io.BytesIO(out[1])).size == (40, 70)
 

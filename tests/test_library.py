@@ -140,6 +140,7 @@ def test_one_import_name(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"shoeseg", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "shoeseg/weights/resunet.pth" in names and "shoeseg/training/configs/stage1.yaml" in names
+    assert "shoeseg/weights/resunet.int8.json" in names  # the int8 ranges: without them runtime=auto runs fp32
     probe = (
         "import importlib.util as u, shoeseg.model, shoeseg.pipeline; "
         "print([n for n in ('model', 'handler', 'training', 'shoeseg_client') if u.find_spec(n)])"

@@ -16,7 +16,7 @@ from PIL import Image
 import predict
 from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.image_io import decode_image
-from shoeseg.pipeline.options import Options
+from shoeseg.pipeline.options import Options, parse_options
 from shoeseg.pipeline.remover import Remover
 from tests.serving_helpers import REPO, image_bytes, tiny_checkpoint
 
@@ -70,7 +70,12 @@ FLAG_CASES = [
     (["--mode", "mask"], Options(output="mask")),
     (["--mode", "rgb", "--bg", "#336699"], Options(output="rgb", bg=(51, 102, 153, 255))),
     (["--bg", "#00000080"], Options(bg=(0, 0, 0, 128))),
-    (["--crop", "--margin", "5%"], Options(crop=True, margin=(5.0, True))),
+    (["--crop", "--margin", "5%", "--matte", "soft"], Options(crop=True, margin=(5.0, True), matte="soft")),
+    (["--matte", "soft"], Options(matte="soft")),
+    (
+        ["--preset", "transparent-square", "--matte", "soft"],
+        parse_options({"preset": "transparent-square", "matte": "soft"}),
+    ),
     (["--format", "webp"], Options(format="webp")),
     (["--size", "32"], Options(size=32)),
     (["--threshold", "0.45"], Options(threshold=0.45)),

@@ -199,7 +199,7 @@ def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
     scores = json.loads(out.read_text())
     assert set(scores) == {"white"}
     assert scores["white"]["n"] == 4 and 0 <= scores["white"]["iou"] <= 1
-    grid = cv2.imread(str(tmp_path / "scores_worst.png"))
+    grid = cv2.imread(str(tmp_path / "scores_white_worst.png"))  # one grid per subset
     assert grid is not None and grid.shape[0] == 4 * 200
     args = ["--data", str(data / "bench"), "--weights", str(tmp_path / "ship.pth"), "--out", str(out)]
     evaluate([*args, "--quality", "fast,best"])

@@ -17,10 +17,15 @@ from shoeseg.pipeline.options import MAX_SIZE, SQUARE, Options
 # A shadow never reaches above the product's lowest share of its box height: above it a shadow reads as a halo.
 SHADOW_TOP = 0.1
 # The product stands when the silhouette's lowest rows (this share of its box height) span at least
-# STANDING_SPAN of its width: a sole or a heel line on the floor. A sole shown from below, or a shoe seen from
-# above, ends in a rounded tip and gets no shadow.
-FOOT_BAND = 0.04
-STANDING_SPAN = 0.35
+# STANDING_SPAN of its width (a sole or a heel line near the floor) and its box is at most STANDING_ASPECT
+# times as tall as wide: a sole shown from below or a shoe seen from above stands upright in the frame, taller
+# than any side view, and gets no shadow.
+FOOT_BAND = 0.1
+STANDING_SPAN = 0.4
+STANDING_ASPECT = 2.2
+# How fast the contact darkens towards the floor: a column whose lowest opaque pixel is d px above the lowest
+# row of the product contributes exp(-d / (CONTACT_FALLOFF x box height)): the sole's flat, the arch's faint.
+CONTACT_FALLOFF = 0.03
 DROP_SQUASH = 0.08  # the drop shadow: the silhouette flattened to this share of its height ...
 DROP_SHIFT = 0.06  # ... and moved this share of the box width to the right, away from a light at the upper left
 
@@ -80,17 +85,26 @@ def place_on_canvas(
 
 
 def standing_footprint(alpha: np.ndarray) -> tuple[np.ndarray, int, int, int] | None:
-    """Where the product meets the floor: the (W,) opacity of its lowest rows per column, its lowest opaque
-    row, box height and box width; None when it does not stand (see ``STANDING_SPAN``) or is empty."""
+    """Where the product meets the floor: per column (W,), how much it touches the floor (1 where its lowest
+    opaque pixel is on the lowest row, fading with the height above it, see ``CONTACT_FALLOFF``); its lowest
+    opaque row, box height and box width. None when it does not stand (``STANDING_SPAN``,
+    ``STANDING_ASPECT``) or is empty."""
     box = object_rows_cols(alpha, 0.5)
     if box is None:
         return None
     top, bottom, left, right = box
-    band = max(2, round(FOOT_BAND * (bottom - top)))
-    footprint = alpha[max(top, bottom - band) : bottom].max(axis=0)
-    if np.count_nonzero(footprint >= 0.5) < STANDING_SPAN * (right - left):
+    box_h, box_w = bottom - top, right - left
+    solid = alpha >= 0.5
+    band = max(2, round(FOOT_BAND * box_h))
+    if np.count_nonzero(solid[bottom - band : bottom].any(axis=0)) < STANDING_SPAN * box_w:
         return None
-    return footprint, bottom - 1, bottom - top, right - left
+    if box_h > STANDING_ASPECT * box_w:
+        return None
+    has_any = solid.any(axis=0)
+    lowest_per_column = solid.shape[0] - 1 - np.argmax(solid[::-1], axis=0)
+    height_above = (bottom - 1 - lowest_per_column).astype(np.float32)
+    footprint = np.where(has_any, np.exp(-height_above / max(1.0, CONTACT_FALLOFF * box_h)), 0.0)
+    return footprint.astype(np.float32), bottom - 1, box_h, box_w
 
 
 def contact_shadow(alpha: np.ndarray, opacity: float, blur: float) -> np.ndarray:

@@ -27,6 +27,9 @@ from shoeseg.pipeline.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
 CROP_NOISE = 8 / 255
+# The smallest alpha that survives 8-bit rounding: a canvas places the box of every visible pixel when the
+# decisive matte has already cleared the noise, so the product's visible box is exactly `fill` of the canvas.
+VISIBLE_ALPHA = 0.5 / 255
 WEBP_QUALITY = 90  # lossy colour planes for rgba/rgb (libwebp keeps the alpha plane lossless); masks: lossless
 WEBP_MAX_SIDE = 16383
 WHITE = (255, 255, 255, 255)
@@ -148,7 +151,10 @@ def render(
         return encode_rgba_png(image, alpha, png_level)  # the common case, without copies
     if options.crop or options.canvas is not None:
         margin = options.margin if options.crop else (0.0, False)
-        top, bottom, left, right = crop_box(alpha, margin, options.threshold or CROP_NOISE)
+        clean = options.canvas is not None and options.matte == "decisive"
+        top, bottom, left, right = crop_box(
+            alpha, margin, options.threshold or (VISIBLE_ALPHA if clean else CROP_NOISE)
+        )
         if options.canvas is not None:
             image, alpha = place_on_canvas(image, alpha, options, (top, bottom, left, right))
         else:

@@ -74,9 +74,9 @@ COSTLY_NAMES = ", ".join(spec.name for spec in OPTIONS if spec.costly)
 def costly_options(options: Options) -> list[str]:
     """The options of the table marked costly that this request sets, as a request writes them."""
     named = []
-    for spec in OPTIONS:
+    for spec in (s for s in OPTIONS if s.costly):
         value = getattr(options, spec.name)
-        if spec.costly and value != getattr(DEFAULTS, spec.name):
+        if value != getattr(DEFAULTS, spec.name):
             named.append(f"{spec.name}={_as_written(spec.name, value)}")
     return named
 

@@ -214,11 +214,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         _choice(MATTES),
         "decisive|soft (decisive: opaque or clear but for a soft edge; soft: the model's alpha)",
     ),
-    OptionSpec("refine", _flag, "true|false", switch=True, costly=True),
-    OptionSpec("tta", _flag, "true|false", switch=True, costly=True),
     OptionSpec(
         "quality", _choice(QUALITIES), "fast|best (best: the model at 3 views, the most confident kept)", costly=True
     ),
+    OptionSpec("tta", _flag, "true|false", switch=True, costly=True),
+    OptionSpec("refine", _flag, "true|false", switch=True, costly=True),
     OptionSpec(
         "canvas",
         _canvas,

@@ -1,10 +1,11 @@
 """Score a checkpoint on ``images/`` + ``masks/`` folders at each image's own resolution.
 
 ``python -m shoeseg.training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
-prints a table, writes ``{subset: {iou, precision, recall, f1, mae, biou, hole_recall, hole_n, n, s_per_image}}``
+prints a table, writes ``{subset: {iou, precision, recall, f1, mae, biou, hole_recall, fog, hole_n, n, s_per_image}}``
 (per-image means; ``hole_recall`` over the ``hole_n`` images whose true mask encloses >= 200 background pixels;
-with ``--peers`` also ``"peers": {name: {subset: ...}}``), and beside it two grids of the worst cutouts (by IoU:
-``<out>_worst.png``, by Boundary IoU: ``<out>_worst_biou.png``) and every image's scores (``<out>_images.json``).
+with ``--peers`` also ``"peers": {name: {subset: ...}}``), and beside it two grids of the worst cutouts per
+subset (by IoU: ``<out>_<subset>_worst.png``, by Boundary IoU: ``<out>_<subset>_worst_biou.png``) and every
+image's scores (``<out>_images.json``). ``fog`` is in % of pixels (``metrics.fog``); ``--matte`` as served.
 ``--tta`` scores the test-time augmented prediction (the server's ``tta=true``); ``--quality fast,best``
 scores each of the server's ``quality`` modes (``"quality_best": {subset: ...}`` in the JSON for ``best``; the
 subsets at the top level are the first mode's). ``<out>_confidence.json``, ``{model: {subset | pooled:
@@ -29,8 +30,9 @@ from tqdm import tqdm
 from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
 from shoeseg.model.inference import best_sides, cutout_confidence
-from shoeseg.pipeline.cutout import predict_alpha
-from shoeseg.pipeline.options import QUALITIES
+from shoeseg.pipeline.cutout import Predictors, predict_alpha
+from shoeseg.pipeline.matte import decisive_matte
+from shoeseg.pipeline.options import MATTES, QUALITIES
 from shoeseg.pipeline.remover import make_predictor
 
 from .data import pair_files, read_mask, read_rgb
@@ -74,6 +76,14 @@ CONFIDENCES: dict[str, Confidence] = {
 }
 GRIDS = {"iou": "worst.png", "biou": "worst_biou.png"}  # ranking -> file name suffix beside the JSON
 GRID_ROWS = 8
+
+
+def served_alpha(
+    model: torch.nn.Module, image: np.ndarray, tta: bool, quality: str, predictor: Predictors, matte: str
+) -> np.ndarray:
+    """The alpha the server answers with for ``image`` (H, W, 3): the model's, through the matte it asks for."""
+    alpha = predict_alpha(model, image, tta, quality, predictor)
+    return decisive_matte(image, alpha) if matte == "decisive" else alpha
 
 
 def subsets(folder: Path) -> dict[str, Path]:
@@ -184,14 +194,16 @@ def _cell(value: float | None, digits: int = 4) -> str:
 
 def format_table(results: dict[str, dict[str, dict]]) -> str:
     """Markdown table: one row per (model, subset)."""
-    head = "| model | subset | IoU | precision | recall | F1 | MAE | BIoU | hole recall | hole n | n | s/image |"
-    lines = [head, "|---" * 12 + "|"]
+    head = (
+        "| model | subset | IoU | precision | recall | F1 | MAE | BIoU | hole recall | fog % | hole n | n | s/image |"
+    )
+    lines = [head, "|---" * 13 + "|"]
     for name, scores in results.items():
         for subset, m in scores.items():
             lines.append(
                 f"| {name} | {subset} | {m['iou']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} | "
                 f"{m['f1']:.4f} | {m['mae']:.4f} | {_cell(m.get('biou'))} | {_cell(m.get('hole_recall'), 3)} | "
-                f"{m.get('hole_n', '-')} | {m['n']} | {m.get('s_per_image', 0):.3f} |"
+                f"{_cell(m.get('fog'), 2)} | {m.get('hole_n', '-')} | {m['n']} | {m.get('s_per_image', 0):.3f} |"
             )
     return "\n".join(lines)
 
@@ -240,6 +252,12 @@ def main(argv: list[str] | None = None) -> None:
         "--quality", default="fast", help="the server's quality mode(s) to score, comma-separated: fast, best"
     )
     parser.add_argument(
+        "--matte",
+        choices=MATTES,
+        default="decisive",
+        help="the served alpha (decisive, the default) or the model's own (soft): the server's matte option",
+    )
+    parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
         default="auto",
@@ -260,14 +278,14 @@ def main(argv: list[str] | None = None) -> None:
     by_quality: dict[str, dict[str, dict]] = {}
     confidence: dict[str, dict[str, dict]] = {}
     images: list[dict] = []
-    worst: list[Scored] = []
+    worst: dict[str, list[Scored]] = {subset: [] for subset in folders}
     for quality in qualities:
         name = "resunet" if quality == "fast" else f"resunet quality={quality}"
         results[name], by_quality[quality], confidence[name] = {}, {}, {}
         pooled: list[Scored] = []
         for subset, folder in folders.items():
             scores, scored = score_subset(
-                lambda image, q=quality: predict_alpha(model, image, args.tta, q, predictor),
+                lambda image, q=quality: served_alpha(model, image, args.tta, q, predictor, args.matte),
                 folder,
                 f"{name} {subset}",
                 args.limit,
@@ -277,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
             results[name][subset] = by_quality[quality][subset] = scores
             confidence[name][subset] = confidence_summary(scored)
             pooled += scored
-            worst += scored if quality == qualities[0] else []
+            worst[subset] += scored if quality == qualities[0] else []
             images += [image_row(s, subset, name) for s in scored]
         if len(folders) > 1:
             confidence[name]["pooled"] = confidence_summary(pooled)
@@ -296,9 +314,11 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    side = {key: out.with_name(f"{out.stem}_{suffix}") for key, suffix in GRIDS.items()}
-    for key, path in side.items():
-        worst_grid(worst, path, key, GRID_ROWS)
+    side = {}
+    for subset, scored in worst.items():
+        for key, suffix in GRIDS.items():
+            side[subset, key] = out.with_name(f"{out.stem}_{subset}_{suffix}")
+            worst_grid(scored, side[subset, key], key, GRID_ROWS)
     images_path = out.with_name(f"{out.stem}_images.json")
     images_path.write_text(json.dumps(images, indent=1))
     confidence_path = out.with_name(f"{out.stem}_confidence.json")
