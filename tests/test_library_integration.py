@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import pytest
@@ -9,16 +10,20 @@ import pytest
 from shoeseg.handler import server as ts_server
 from shoeseg.pipeline import Remover
 from tests.serving_helpers import image_bytes
-from tests.test_options_integration import via_form, via_query
+from tests.test_options_integration import via_form, via_grpc, via_query
 
 pytestmark = pytest.mark.integration
 
+# The tiny random model's alpha is ~0.45 everywhere: the decisive matte clears it all, so the cases that need
+# an object (crop, a canvas) keep the model's own alpha (matte=soft).
 CASES = [
     {},
     {"output": "rgb", "bg": "#336699"},
-    {"crop": "true", "margin": "10%", "format": "webp"},
+    {"crop": "true", "margin": "10%", "format": "webp", "matte": "soft"},
     {"tta": "true"},
     {"quality": "best"},  # its other sides through the .mar's graphs there, the cached exports here
+    {"preset": "amazon", "matte": "soft", "size": "400"},
+    {"preset": "transparent-square", "shadow": "drop", "matte": "soft"},
 ]
 
 
@@ -30,6 +35,21 @@ def test_remove_is_byte_identical_to_the_server(server: ts_server.Server, option
     for status, _, body in (via_query(server, options, photo), via_form(server, options, photo)):
         assert status == 200, body[:300]
         assert body == local
+    assert via_grpc(server, options, photo) == local
+
+
+def test_a_canvas_beyond_the_cost_limit_is_a_413_not_a_dead_worker(server: ts_server.Server) -> None:
+    photo = image_bytes(150, 110, "JPEG")
+    status, _, body = via_query(server, {"canvas": "16384x16384", "matte": "soft"}, photo)
+    assert (
+        status == 413
+        and json.loads(body)["type"] == "CostLimit"
+        and "canvas=16384x16384" in json.loads(body)["message"]
+    )
+    status, _, body = via_query(server, {"fill": "0.5"}, photo)
+    assert status == 400 and json.loads(body)["option"] == "fill" and "canvas" in json.loads(body)["message"]
+    status, _, _ = via_query(server, {}, photo)
+    assert status == 200  # the same worker answers
 
 
 def test_rest_answer_carries_the_cutout_confidence(server: ts_server.Server) -> None:
