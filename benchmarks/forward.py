@@ -371,7 +371,7 @@ def bench_peers(
 ) -> tuple[list[ForwardRow], str]:
     """``session.run`` of each ONNX peer on its own preprocessing of ``image``; returns rows and a note."""
     try:
-        from shoeseg.training.peers import load_peers
+        from evaluation.peers import load_peers
 
         peers = load_peers(peers_dir, threads)
     except Exception as err:  # noqa: BLE001 - peers are optional: the report says why they are missing
@@ -383,7 +383,7 @@ def bench_peers(
         with _step(rows, ForwardRow(peer.name, "onnxruntime fp32", int(x.shape[0]), size), log) as r:
             runner = ort_runner(peer.session)
             r.timing = measure(lambda runner=runner, x=x: runner(x), plan.repeats, plan.warmup)
-            r.note = f"{peer.name}.onnx via training.peers, intra-op threads {threads}"
+            r.note = f"{peer.name}.onnx via evaluation.peers, intra-op threads {threads}"
     return rows, ""
 
 

@@ -24,12 +24,12 @@ import torch
 from benchmarks.forward import count_gflops
 from benchmarks.seed_resunet import build_seed
 from benchmarks.timing import measure
+from evaluation.evaluate import subsets
 from shoeseg.constants import DEFAULT_WEIGHTS, REPO_ROOT
 from shoeseg.model import load_model
 from shoeseg.model.inference import foreground_probability
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.training.data import pair_files, read_mask, read_rgb
-from shoeseg.training.evaluate import subsets
 from shoeseg.training.metrics import MetricAccumulator, per_image_metrics
 
 REPO = REPO_ROOT

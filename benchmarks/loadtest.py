@@ -4,7 +4,7 @@
     python -m benchmarks.loadtest --kill-worker-after 20 --duration 60      # fault test (`make faulttest`)
     python -m benchmarks.loadtest --url http://127.0.0.1:8080 --management http://127.0.0.1:8081
 
-Without ``--url`` it starts its own TorchServe (handler/server.py, free loopback ports, a temporary
+Without ``--url`` it starts its own TorchServe (serving/server.py, free loopback ports, a temporary
 home) on ``--weights`` and stops it at the end. Every client loops over a seeded mix: good images (must
 come back as an RGBA cutout of their own size whose alpha matches a reference cutout within 2/255) and
 bad ones from tests/bad_inputs.py (must get their 4xx). A warm-up phase runs the same mix first; the
@@ -51,7 +51,7 @@ from benchmarks.prepost import jpeg_bytes, synthetic_photo
 from benchmarks.serve_load import percentile
 from shoeseg.client import ImageRejectedError, ServiceError, predict_rest
 from shoeseg.constants import REPO_ROOT, is_png
-from shoeseg.handler import server as ts
+from shoeseg.serving import server as ts
 
 # p95 of the 503s while the queue is full: refused at once, not after the 120 s timeout (2 busy cores, the
 # client's 128 threads on them too: p50 ~0.1 s, p95 ~2.6 s)

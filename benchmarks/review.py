@@ -21,12 +21,12 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.gallery import BACKDROP, FRAME, SUFFIXES
+from evaluation.peers import FETCHED_PEERS_DIR, PEERS
 from shoeseg.constants import DEFAULT_DATA_ROOT, DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.pipeline import Remover
 from shoeseg.pipeline.compose import over
 from shoeseg.pipeline.image_io import alpha_to_uint8
 from shoeseg.pipeline.options import parse_options
-from shoeseg.training.peers import FETCHED_PEERS_DIR, PEERS
 
 BACKDROP_RGBA = parse_options({"bg": BACKDROP}).bg
 

@@ -4,7 +4,7 @@ Against a server that is already running::
 
     python -m benchmarks.serve_load --url http://127.0.0.1:8080 --clients 1 4 16 --requests 16
 
-``bench_server`` (used by ``benchmarks.run``) starts its own servers through ``handler/server.py`` on
+``bench_server`` (used by ``benchmarks.run``) starts its own servers through ``serving/server.py`` on
 free loopback ports in a temporary home, once with dynamic batching (batchSize 8) and once without
 (batchSize 1), and measures the worker's cold start.
 """
@@ -214,9 +214,9 @@ def server_unavailable() -> str:
     if not shutil.which("java"):
         return "no `java` on PATH (TorchServe's frontend needs Java 11+)"
     try:
-        import shoeseg.handler.server  # noqa: F401
+        import shoeseg.serving.server  # noqa: F401
     except Exception as err:  # noqa: BLE001
-        return f"handler.server not importable: {type(err).__name__}: {err}"
+        return f"serving.server not importable: {type(err).__name__}: {err}"
     return ""
 
 
@@ -240,7 +240,7 @@ def bench_server(
     why = server_unavailable()
     if why:
         return [ServerRun(b, "skipped", why) for b in batch_sizes]
-    from shoeseg.handler import server as ts
+    from shoeseg.serving import server as ts
 
     runs = []
     for batch_size in batch_sizes:

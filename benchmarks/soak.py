@@ -32,7 +32,7 @@ from benchmarks import loadtest
 from benchmarks.prepost import jpeg_bytes, synthetic_photo
 from benchmarks.serve_load import percentile
 from shoeseg.constants import REPO_ROOT
-from shoeseg.handler import server as ts
+from shoeseg.serving import server as ts
 
 # Good images beyond the load test's (<= 3.8 MP): a 12 MP and a 24 MP camera photo, so every size runs.
 BIG_IMAGES = ((4000, 3000), (6000, 4000))

@@ -1,11 +1,11 @@
-"""The ``shoeseg`` command: cut out photos in-process, run the server, score a model.
+"""The ``shoeseg`` command: cut out photos in-process, run the server, calibrate int8 ranges.
 
     shoeseg remove shoe.jpg -o cutout.png                  # one file (default: shoe_cutout.png beside it)
     shoeseg remove photos/ -o cutouts/ --output rgb --bg '#f0f0f0' --crop --size 1200
     shoeseg remove - < shoe.jpg > cutout.png               # stdin -> stdout
     shoeseg serve                                          # TorchServe on the shipped model (make serve)
     shoeseg stop
-    shoeseg eval --data ../shared/data/bench
+    shoeseg calibrate --weights ckpt.pth            # int8 ranges beside a checkpoint (make calibrate)
 
 ``remove`` takes the server's request options as flags with the same names, values and errors. A folder
 is walked recursively into the same tree under ``-o``; results that already exist are skipped, so an
@@ -176,7 +176,7 @@ def write_report(
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from shoeseg.handler import server
+    from shoeseg.serving import server
 
     home = args.home or REPO_ROOT / ".serve"
     store = args.model_store or REPO_ROOT / "model_store"
@@ -217,7 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timeout", type=float, default=300, help="seconds to wait for a READY worker")
     stop = sub.add_parser("stop", help="stop the server that `shoeseg serve` started")
     stop.add_argument("--home", type=Path, help="the server's folder (default .serve/)")
-    sub.add_parser("eval", help="score a model on labelled images (see `shoeseg eval --help`)", add_help=False)
     sub.add_parser("calibrate", help="int8 activation ranges for a checkpoint, from training composites "
                    "(see `shoeseg calibrate --help`)", add_help=False)  # fmt: skip
     return parser
@@ -225,10 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["eval"], ["calibrate"]):  # each has its own parser, with its own --help
-        from shoeseg.training import calibrate, evaluate
+    if argv[:1] == ["calibrate"]:  # its own parser, with its own --help
+        from shoeseg.training import calibrate
 
-        {"eval": evaluate, "calibrate": calibrate}[argv[0]].main(argv[1:])
+        calibrate.main(argv[1:])
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -236,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return remove_command(args, args.subparser)
     if args.command == "serve":
         return serve_command(args)
-    from shoeseg.handler import server
+    from shoeseg.serving import server
 
     return server.main(["stop", "--home", str(args.home or REPO_ROOT / ".serve")])
 

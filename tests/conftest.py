@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shoeseg.handler import server as ts_server
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import running_server
 
 # Exported ONNX graphs of the tests' tiny checkpoints go to a folder of this run, not ~/.cache/shoeseg

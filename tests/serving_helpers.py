@@ -15,8 +15,8 @@ from PIL import Image
 
 from benchmarks.bad_inputs import png_header_only  # noqa: F401 - re-exported for the older tests
 from shoeseg.constants import REPO_ROOT
-from shoeseg.handler import server as ts_server
 from shoeseg.model import ModelConfig, build_model, save_checkpoint
+from shoeseg.serving import server as ts_server
 
 REPO = REPO_ROOT
 TINY = ModelConfig(

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.prepost import jpeg_bytes, synthetic_photo
 from benchmarks.serve_load import bench_server
-from shoeseg.handler.server import server_at
+from shoeseg.serving.server import server_at
 from tests.serving_helpers import tiny_checkpoint
 
 pytestmark = pytest.mark.integration

@@ -176,7 +176,7 @@ def test_load_levels_sends_at_least_two_requests_per_client(fake_server: str) ->
 
 
 def test_load_levels_refuses_an_unreachable_server() -> None:
-    from shoeseg.handler.server import free_ports
+    from shoeseg.serving.server import free_ports
 
     with pytest.raises(ConnectionError, match="warm-up request"):
         load_levels(f"http://127.0.0.1:{free_ports(1)[0]}/predictions/resunet", b"jpeg", (1,), 1, log=print)

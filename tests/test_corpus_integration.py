@@ -22,7 +22,7 @@ from PIL import Image
 from benchmarks.bad_inputs import Case, corpus
 from shoeseg.client.client import grpc_channel, grpc_stubs
 from shoeseg.constants import is_png
-from shoeseg.handler import server as ts_server
+from shoeseg.serving import server as ts_server
 from tests.conftest import FRONTEND_MAX_BYTES, HANDLER_MAX_BYTES
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ from PIL import Image
 
 from benchmarks.bad_inputs import BOUNDARY, multipart, png_header_only
 from benchmarks.prepost import jpeg_bytes, synthetic_photo
-from shoeseg.handler import server as ts_server
 from shoeseg.pipeline import cost
 from shoeseg.pipeline.options import parse_options
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import REPO
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shoeseg.handler.readiness import main as readiness_main
-from shoeseg.handler.server import free_ports, read_properties
+from shoeseg.serving.readiness import main as readiness_main
+from shoeseg.serving.server import free_ports, read_properties
 from tests.serving_helpers import REPO
 
 K8S = REPO / "deploy" / "k8s"
@@ -80,7 +80,7 @@ def test_ports_probes_and_scrape_annotations_agree() -> None:
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and int(annotations["prometheus.io/port"]) == ports["metrics"]
     for probe in ("startupProbe", "readinessProbe"):  # worker status, not /ping (healthy before the model loads)
-        assert container[probe]["exec"]["command"] == ["python", "-m", "shoeseg.handler.readiness"]
+        assert container[probe]["exec"]["command"] == ["python", "-m", "shoeseg.serving.readiness"]
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")["mountPath"]
     assert container["args"][-1] == f"{mount}/config.properties"
     service = load("service.yaml")

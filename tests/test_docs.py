@@ -87,7 +87,7 @@ def path_problems(token: str, top_level: set[str], names: set[str]) -> str | Non
 
 def module_problems(code: str) -> list[str]:
     problems = []
-    for module in re.findall(r"-m\s+((?:shoeseg|benchmarks)(?:\.\w+)*)", code):
+    for module in re.findall(r"-m\s+((?:shoeseg|benchmarks|evaluation)(?:\.\w+)*)", code):
         base = REPO / module.replace(".", "/")
         if not (base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()):
             problems.append(f"python -m {module}: no such module")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from evaluation.evaluate import boundary_agreement, served_band_confidence
+from evaluation.peers import U2NET_MEMBER, U2NET_WHEEL, U2Net, extract_u2net, load_peers
 from shoeseg.model.inference import cutout_confidence
-from shoeseg.training.evaluate import boundary_agreement, served_band_confidence
-from shoeseg.training.peers import U2NET_MEMBER, U2NET_WHEEL, U2Net, extract_u2net, load_peers
 from tests.test_training import make_tiny_data
 
 
@@ -43,7 +43,7 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_adds_structure_metrics_grids_confidence_and_peers(tmp_path: Path, shipped: Path) -> None:
-    from shoeseg.training.evaluate import main as evaluate
+    from evaluation.evaluate import main as evaluate
 
     data = tmp_path / "data"
     make_tiny_data(data)

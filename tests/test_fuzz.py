@@ -31,7 +31,6 @@ from ts.context import Context
 
 from benchmarks import bad_inputs
 from shoeseg.constants import is_png
-from shoeseg.handler import server as ts_server
 from shoeseg.handler.resunet_handler import ResUNetHandler
 from shoeseg.pipeline.image_io import InvalidImageError, decode_image, request_payload
 from shoeseg.pipeline.options import (
@@ -44,6 +43,7 @@ from shoeseg.pipeline.options import (
     parse_options,
     split_request,
 )
+from shoeseg.serving import server as ts_server
 from tests.test_handler import handler_and_context, run  # noqa: F401 - the tiny-model handler fixture
 
 # The long run (`make fuzz`) sets this before importing: many examples per call, called until time is up.

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
-from shoeseg.handler import server as ts_server
 from shoeseg.pipeline import Remover
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import image_bytes
 from tests.test_options_integration import via_form, via_grpc, via_query
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from shoeseg.client import ImageRejectedError, predict_rest
-from shoeseg.handler import server as ts_server
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import image_bytes
 from tests.test_serving_integration import metric, scrape, scrape_until
 

@@ -21,13 +21,13 @@ from PIL import Image
 
 from shoeseg.client.client import grpc_channel, grpc_stubs
 from shoeseg.constants import is_webp
-from shoeseg.handler import server as ts_server
-from shoeseg.handler.readiness import ready_workers
 from shoeseg.model import load_model
 from shoeseg.pipeline.cutout import predict_alpha
 from shoeseg.pipeline.image_io import decode_image
 from shoeseg.pipeline.options import parse_options
 from shoeseg.pipeline.remover import Remover
+from shoeseg.serving import server as ts_server
+from shoeseg.serving.readiness import ready_workers
 from tests.serving_helpers import image_bytes
 
 pytestmark = pytest.mark.integration
@@ -206,7 +206,7 @@ def test_query_on_predictions_path_is_dropped_by_torchserve(server: ts_server.Se
 
 
 def test_readiness_probe_sees_the_ready_worker(server: ts_server.Server) -> None:
-    """deploy/k8s's readiness probe (python -m shoeseg.handler.readiness) against a real server."""
+    """deploy/k8s's readiness probe (python -m shoeseg.serving.readiness) against a real server."""
     assert ready_workers(server.management_url) == 1
     assert ready_workers(server.management_url, model="nonexistent") == 0
 

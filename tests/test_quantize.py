@@ -13,12 +13,12 @@ from PIL import Image
 
 from shoeseg import cli
 from shoeseg.handler.resunet_handler import best_predictors, choose_predictor
-from shoeseg.handler.server import pack_graphs
 from shoeseg.model import load_model
 from shoeseg.model.inference import best_sides
 from shoeseg.model.quantize import CalibrationError, calibrate, is_calibrated, quantize_graph, ranges_file
 from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor, onnx_file
 from shoeseg.pipeline.remover import Remover, cached_graph
+from shoeseg.serving.server import pack_graphs
 from tests.serving_helpers import TINY, tiny_checkpoint
 
 pytestmark = pytest.mark.slow  # exports and quantizes the tiny model (~30 s once)

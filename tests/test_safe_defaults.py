@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 import yaml
 
-from shoeseg.handler.server import read_properties
+from shoeseg.serving.server import read_properties
 from tests.serving_helpers import REPO
 
 CONFIGS = ["config.properties", "config.production.properties"]

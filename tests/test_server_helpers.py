@@ -1,4 +1,4 @@
-"""handler/server.py helpers and the serving configuration files (no server started here)."""
+"""serving/server.py helpers and the serving configuration files (no server started here)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shoeseg.handler import server as ts_server
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import REPO
 
 

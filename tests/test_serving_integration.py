@@ -1,6 +1,6 @@
 """A real TorchServe on free loopback ports with a tiny model: REST, gRPC, batching, metrics, bad input.
 
-One server for the session (tests/conftest.py), started through handler/server.py (the same code as
+One server for the session (tests/conftest.py), started through serving/server.py (the same code as
 `make serve`) and always stopped, also when a test or the start fails.
 """
 
@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 from shoeseg.client import ImageRejectedError, ping_grpc, predict_grpc, predict_rest
-from shoeseg.handler import server as ts_server
 from shoeseg.model.inference import best_sides
 from shoeseg.model.runtime import onnx_file
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import image_bytes, png_header_only
 
 pytestmark = pytest.mark.integration

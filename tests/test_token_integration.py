@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shoeseg.client import ImageRejectedError, ServiceError, predict_grpc, predict_rest
-from shoeseg.handler import server as ts_server
+from shoeseg.serving import server as ts_server
 from tests.serving_helpers import REPO, image_bytes, running_server
 
 pytestmark = pytest.mark.integration

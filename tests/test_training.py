@@ -185,8 +185,8 @@ def test_tiny_training_run_writes_best_and_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # evaluation in both quality modes (~20 s)
 def test_evaluate_writes_scores_and_worst_grid(tmp_path: Path) -> None:
+    from evaluation.evaluate import main as evaluate
     from shoeseg.model import build_model, save_checkpoint
-    from shoeseg.training.evaluate import main as evaluate
     from shoeseg.training.ship import main as ship
     from tests.serving_helpers import TINY
 

@@ -20,11 +20,15 @@ from .config import data_root
 # folder -> (longest side kept, output suffix)
 PLAN = {
     "shoes/train": (512, ".webp"),
+    "shoes/train_photos/images": (640, ".jpg"),  # real photos: the crops and zoom-outs need a margin over 512
+    "shoes/train_photos/masks": (640, ".png"),
     "backgrounds": (640, ".jpg"),
     "bench/white/images": (512, ".jpg"),
     "bench/white/masks": (512, ".png"),
     "bench/scene/images": (512, ".jpg"),
     "bench/scene/masks": (512, ".png"),
+    "bench/real/images": (512, ".jpg"),
+    "bench/real/masks": (512, ".png"),
 }
 
 
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     root = data_root(args.data)
     for folder, (longest, suffix) in PLAN.items():
+        if not (root / folder).is_dir():
+            print(f"{folder}: not in {root}, skipped")
+            continue
         files = sorted(p for p in (root / folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
         for src in files:
             shrink(src, args.out / folder / (src.stem + suffix), longest)

@@ -2,7 +2,7 @@
 ``last.pth`` into a small resumable copy that can be committed and resumed in a later session.
 
     python -m shoeseg.training.ship runs/stage2/best_model.pth shoeseg/weights/resunet.pth
-    python -m shoeseg.training.ship --resume runs/stage5_studio/last.pth checkpoints/stage5_studio/last.pth
+    python -m shoeseg.training.ship --resume runs/stage6_real/last.pth checkpoints/stage6_real/last.pth
 """
 
 from __future__ import annotations

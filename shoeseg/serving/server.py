@@ -1,6 +1,6 @@
 """Build the model archive and run one TorchServe in its own folder: start, wait until it serves, stop.
 
-Shared by the Makefile (``python -m shoeseg.handler.server mar|start|stop``) and the integration tests. Each
+Shared by the Makefile (``python -m shoeseg.serving.server mar|start|stop``) and the integration tests. Each
 server lives in a ``home`` folder holding its rendered config, TMPDIR (pid file, worker sockets, the
 unpacked .mar), logs and console output, so several servers never meet.
 """
@@ -276,7 +276,7 @@ def render_config(base: Path, dest: Path, overrides: dict[str, str] | None = Non
             props[key] = str(base.parent / props[key])
     props.update(overrides or {})
     dest.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"# rendered from {base} by handler/server.py", *(f"{k}={v}" for k, v in props.items())]
+    lines = [f"# rendered from {base} by serving/server.py", *(f"{k}={v}" for k, v in props.items())]
     dest.write_text("\n".join(lines) + "\n")
     return props
 
@@ -412,7 +412,7 @@ def stop(home: Path, timeout: float = 60) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shoeseg.handler.server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m shoeseg.serving.server", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mar = sub.add_parser("mar", help="build the model archive")
     mar.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)

@@ -1,6 +1,6 @@
 """Score a checkpoint on ``images/`` + ``masks/`` folders at each image's own resolution.
 
-``python -m shoeseg.training.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
+``python -m evaluation.evaluate --data ../shared/data/bench [--weights ckpt] [--out scores.json] [--peers]``
 prints a table, writes ``{subset: {iou, precision, recall, f1, mae, biou, hole_recall, fog, hole_n, n, s_per_image}}``
 (per-image means; ``hole_recall`` over the ``hole_n`` images whose true mask encloses >= 200 background pixels;
 with ``--peers`` also ``"peers": {name: {subset: ...}}``), and beside it two grids of the worst cutouts per
@@ -34,9 +34,8 @@ from shoeseg.pipeline.cutout import Predictors, predict_alpha
 from shoeseg.pipeline.matte import decisive_matte
 from shoeseg.pipeline.options import MATTES, QUALITIES
 from shoeseg.pipeline.remover import make_predictor
-
-from .data import pair_files, read_mask, read_rgb
-from .metrics import (
+from shoeseg.training.data import pair_files, read_mask, read_rgb
+from shoeseg.training.metrics import (
     BAD_IOU,
     FLAG_SHARE,
     MetricAccumulator,
@@ -46,6 +45,7 @@ from .metrics import (
     spearman,
     structure_metrics,
 )
+
 from .peers import DEFAULT_PEER_DIRS
 
 Predictor = Callable[[np.ndarray], np.ndarray]

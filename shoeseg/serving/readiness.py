@@ -1,7 +1,7 @@
 """Readiness check for a container probe: exit 0 when the model has a READY worker, else 1.
 
 TorchServe's /ping says "Healthy" before the model has loaded, so Kubernetes' readiness probe asks the
-management API instead (``GET /models/{model}``): ``python -m shoeseg.handler.readiness [--url URL] [--model M]``.
+management API instead (``GET /models/{model}``): ``python -m shoeseg.serving.readiness [--url URL] [--model M]``.
 Standard library only, one request, a short timeout.
 """
 

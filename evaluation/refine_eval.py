@@ -10,7 +10,7 @@
   sees after placing the cutout on a new background;
 - the same with the true alpha (``oracle_*``): the method's own ceiling.
 
-    python -m shoeseg.training.refine_eval --data ../shared/data --weights shoeseg/weights/resunet.pth --limit 40
+    python -m evaluation.refine_eval --data ../shared/data --weights shoeseg/weights/resunet.pth --limit 40
 """
 
 from __future__ import annotations

