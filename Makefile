@@ -74,8 +74,8 @@ OUT ?= reports/eval.json
 .PHONY: train train-plan train-quick eval
 
 ## train: the shipped model's whole chain (docs/training.md): stage1, stage2, stage3 (CPU-sized), stage3_gpu,
-## stage4_gpu and stage4_gpu_b (made for a GPU: ~1 h per epoch on 2 CPU cores), each from the previous stage's
-## best and resuming where a run stopped, then the fp16 WEIGHTS from stage4_gpu_b's best. GPU_MINUTES=M gives
+## stage4_gpu and stage4_gpu_b (made for a GPU: ~1 h per epoch on 2 CPU cores), stage6_real (real photos, CPU-sized),
+## each from the previous stage's best and resuming where a run stopped, then the fp16 WEIGHTS from stage6_real's best. GPU_MINUTES=M gives
 ## each GPU stage a time budget (--fit-minutes); without it they run the epochs their configs ask for.
 TRAIN_CONFIGS := shoeseg/training/configs
 GPU_FIT = $(if $(GPU_MINUTES),--fit-minutes $(GPU_MINUTES))
@@ -89,12 +89,13 @@ train: venv
 	$(call train_stage,stage3_gpu,stage3,$(GPU_FIT))
 	$(call train_stage,stage4_gpu,stage3_gpu,$(GPU_FIT))
 	$(call train_stage,stage4_gpu_b,stage4_gpu,$(GPU_FIT))
-	$(PY) -m shoeseg.training.ship $(RUNS)/stage4_gpu_b/best_model.pth $(WEIGHTS)
+	$(call train_stage,stage6_real,stage4_gpu_b)
+	$(PY) -m shoeseg.training.ship $(RUNS)/stage6_real/best_model.pth $(WEIGHTS)
 	$(MAKE) calibrate
 
 ## train-plan: print the shipped chain's resolved stages (what `make train` runs), without training
 train-plan: venv
-	$(PY) -m shoeseg.training.train --config $(TRAIN_CONFIGS)/stage4_gpu_b.yaml --dry-run
+	$(PY) -m shoeseg.training.train --config $(TRAIN_CONFIGS)/stage6_real.yaml --dry-run
 
 ## train-quick: the tiny config, minutes on a CPU (a smoke run of the whole pipeline)
 train-quick: venv

@@ -201,7 +201,7 @@ def served_int8_graph(model: nn.Module, weights: Path | None, size: int) -> Path
     calibrate``), probabilities out; raises with the reason when there is none to time."""
     if weights is None or size != model.config.input_size:
         raise ValueError("the int8 graph needs the checkpoint at its own input size")
-    from shoeseg.pipeline.remover import cached_graph
+    from shoeseg.model.sessions import cached_graph
 
     return cached_graph(model, weights, size, int8=True)
 

@@ -30,10 +30,10 @@ from tqdm import tqdm
 from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
 from shoeseg.model import load_model
 from shoeseg.model.inference import best_sides, cutout_confidence
+from shoeseg.model.sessions import make_predictor
 from shoeseg.pipeline.cutout import Predictors, predict_alpha
 from shoeseg.pipeline.matte import decisive_matte
 from shoeseg.pipeline.options import MATTES, QUALITIES
-from shoeseg.pipeline.remover import make_predictor
 from shoeseg.training.data import pair_files, read_mask, read_rgb
 from shoeseg.training.metrics import (
     BAD_IOU,

@@ -58,10 +58,10 @@ def test_bottom_alignment_puts_every_product_on_one_floor_line() -> None:
 def test_square_canvas_keeps_the_product_size_and_enlarging_needs_a_canvas() -> None:
     image, alpha = shoe()
     out = decoded(render(image, alpha, parse_options({"preset": "transparent-square"})))
-    assert out.shape == (78, 78, 4)  # ceil(70 / 0.9): the product keeps its 70 px
-    big = decoded(render(image, alpha, parse_options({"canvas": "700x400", "fill": "1"})))
+    assert out.shape == (80, 80, 4)  # ceil(72 / 0.9): the product keeps its 70 px and the matte's 1 px soft edges
+    big = decoded(render(image, alpha, parse_options({"canvas": "720x420", "fill": "1"})))
     top, bottom, left, right = opaque_box(big[..., 3])
-    assert (right - left, bottom - top) == (700, 400)  # enlarged 10x (Lanczos): both sides bind
+    assert (right - left, bottom - top) == (720, 420)  # the 72 x 42 visible box enlarged 10x (Lanczos)
 
 
 @pytest.mark.parametrize("kind", [contact_shadow, drop_shadow])
@@ -126,3 +126,12 @@ def test_the_cost_counts_the_canvas() -> None:
     plain = request_cost(1_000_000, parse_options({}))
     assert request_cost(1_000_000, parse_options({"preset": "amazon"})) == pytest.approx(plain + 4.0)
     assert request_cost(1_000_000, parse_options({"canvas": "16384x16384"})) > 250
+
+
+def test_the_canvas_places_what_the_result_shows() -> None:
+    image, alpha = shoe()
+    image[alpha > 0] = (250, 250, 250)  # a white shoe: its faint edge vanishes on white
+    alpha[30:70, 50:52] = 0.05  # a ghost at the heel, 2 px wide, that white would not show
+    out = decoded(render(image, alpha, parse_options({"preset": "amazon"})))
+    top, bottom, left, right = opaque_box(np.any(out != 255, axis=2))
+    assert abs((right - left) - 1700) <= 1 and abs((left + right) / 2 - 1000) <= 1

@@ -12,13 +12,12 @@ import pytest
 from PIL import Image
 
 from shoeseg import cli
-from shoeseg.handler.resunet_handler import best_predictors, choose_predictor
 from shoeseg.model import load_model
 from shoeseg.model.inference import best_sides
 from shoeseg.model.quantize import CalibrationError, calibrate, is_calibrated, quantize_graph, ranges_file
 from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor, onnx_file
-from shoeseg.pipeline.remover import Remover, cached_graph
-from shoeseg.serving.server import pack_graphs
+from shoeseg.model.sessions import archive_best_predictors, archive_predictor, cached_graph, pack_graphs
+from shoeseg.pipeline.remover import Remover
 from tests.serving_helpers import TINY, tiny_checkpoint
 
 pytestmark = pytest.mark.slow  # exports and quantizes the tiny model (~30 s once)
@@ -103,16 +102,16 @@ def test_library_and_handler_run_the_int8_graph(calibrated: tuple[Path, Path, Pa
 
     packed = {p.name for p in pack_graphs(weights, tmp_path)}
     assert packed == {onnx_file(side, size, int8) for side in sides for int8 in (False, True)}
-    main = choose_predictor(model, tmp_path, "onnx-int8")
+    main = archive_predictor(model, tmp_path, "onnx-int8")
     assert INT8_FILE in main.name
-    assert all("_int8.onnx" in p.name for p in best_predictors(model, tmp_path, main, True).values())
-    assert INT8_FILE in choose_predictor(model, tmp_path, "auto").name  # the CPU server's default
-    fp32 = choose_predictor(model, tmp_path, "onnx")
-    assert not any("int8" in p.name for p in best_predictors(model, tmp_path, fp32, True).values())
+    assert all("_int8.onnx" in p.name for p in archive_best_predictors(model, tmp_path, main, True).values())
+    assert INT8_FILE in archive_predictor(model, tmp_path, "auto").name  # the CPU server's default
+    fp32 = archive_predictor(model, tmp_path, "onnx")
+    assert not any("int8" in p.name for p in archive_best_predictors(model, tmp_path, fp32, True).values())
     (tmp_path / INT8_FILE).unlink()
-    assert ONNX_FILE in choose_predictor(model, tmp_path, "auto").name  # a .mar without it: fp32
+    assert ONNX_FILE in archive_predictor(model, tmp_path, "auto").name  # a .mar without it: fp32
     with pytest.raises(FileNotFoundError, match="make calibrate"):
-        choose_predictor(model, tmp_path, "onnx-int8")
+        archive_predictor(model, tmp_path, "onnx-int8")
 
 
 def test_shoeseg_calibrate_writes_the_ranges_beside_the_weights(tmp_path: Path) -> None:

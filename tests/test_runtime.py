@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from shoeseg.handler.resunet_handler import choose_predictor
 from shoeseg.model import build_model
 from shoeseg.model.runtime import ONNX_FILE, OnnxPredictor, TorchPredictor, export_onnx
+from shoeseg.model.sessions import archive_predictor
 from tests.serving_helpers import TINY
 
 
@@ -37,7 +37,7 @@ def test_onnx_runtime_matches_eager_probabilities_and_masks(exported: tuple[torc
     assert np.array_equal((fast > 0.5)[decided], (eager > 0.5)[decided])
     single = OnnxPredictor(graph, threads=1)(batch[:1].numpy())  # dynamic batch axis
     assert np.abs(single - fast[:1]).max() < 1e-4
-    lean = choose_predictor(model, graph.parent, "onnx", memory_arena=False)
+    lean = archive_predictor(model, graph.parent, "onnx", memory_arena=False)
     assert not lean.session.get_session_options().enable_cpu_mem_arena
     assert np.abs(lean(batch.numpy()) - fast).max() < 1e-6  # the arena changes memory, not results
 
@@ -55,21 +55,21 @@ def test_onnx_runs_in_chunks_give_the_whole_batch_in_order(exported: tuple[torch
         assert (
             np.abs(chunked(batch.numpy(), flags) - OnnxPredictor(graph, threads=1)(batch.numpy(), flags)).max() < 1e-5
         )
-    assert choose_predictor(model, graph.parent, "onnx").chunk == 1  # the server's default on CPU
+    assert archive_predictor(model, graph.parent, "onnx").chunk == 1  # the server's default on CPU
 
 
 @pytest.mark.slow  # the exported fixture
 def test_choose_predictor_prefers_the_packed_graph_on_cpu(exported: tuple[torch.nn.Module, Path]) -> None:
     model, graph = exported
-    assert isinstance(choose_predictor(model, graph.parent, "auto"), OnnxPredictor)
-    assert isinstance(choose_predictor(model, graph.parent, "torch"), TorchPredictor)
+    assert isinstance(archive_predictor(model, graph.parent, "auto"), OnnxPredictor)
+    assert isinstance(archive_predictor(model, graph.parent, "torch"), TorchPredictor)
     empty = graph.parent / "empty"
     empty.mkdir(exist_ok=True)
-    assert isinstance(choose_predictor(model, empty, "auto"), TorchPredictor)
+    assert isinstance(archive_predictor(model, empty, "auto"), TorchPredictor)
     with pytest.raises(FileNotFoundError, match="needs resunet.onnx"):
-        choose_predictor(model, empty, "onnx")
+        archive_predictor(model, empty, "onnx")
     with pytest.raises(ValueError, match="use one of auto, torch, onnx, onnx-int8"):
-        choose_predictor(model, graph.parent, "tensorrt")
+        archive_predictor(model, graph.parent, "tensorrt")
 
 
 @pytest.mark.slow  # the exported fixture

@@ -17,8 +17,8 @@ from shoeseg.training.train import main as train
 
 REPO = Path(__file__).parents[1]
 CONFIGS = REPO / "shoeseg/training/configs"
-SHIPPED_STAGE = CONFIGS / "stage4_gpu_b.yaml"
-SHIPPED_ORDER = ["stage1", "stage2", "stage3", "stage3_gpu", "stage4_gpu", "stage4_gpu_b"]
+SHIPPED_STAGE = CONFIGS / "stage6_real.yaml"
+SHIPPED_ORDER = ["stage1", "stage2", "stage3", "stage3_gpu", "stage4_gpu", "stage4_gpu_b", "stage6_real"]
 
 
 def shipped_meta() -> dict:
@@ -39,7 +39,7 @@ def test_the_shipped_stage_resolves_to_the_whole_chain() -> None:
     for before, stage in zip(chain, chain[1:]):
         assert init_stage(stage.config.init) == before.config.name
     # the repeated run is its own config: same recipe as stage4_gpu, from stage4_gpu's best
-    first, second = chain[-2].config, chain[-1].config
+    first, second = chain[4].config, chain[5].config  # stage4_gpu, stage4_gpu_b
     assert (
         differences(first.to_dict() | {"name": second.name, "init": second.init, "epochs": second.epochs}, second) == []
     )
@@ -54,7 +54,7 @@ def test_the_shipped_checkpoint_records_the_configs_its_chain_resolves_to() -> N
     for record, stage in zip(recorded, chain):
         assert record["config"] is not None, record["stage"]
         assert differences(record["config"], stage.config) == [], record["stage"]
-    assert [r["epoch"] for r in recorded] == [None, 15, 7, 4, 2, 6]  # the epoch each run kept (stage1's unknown)
+    assert [r["epoch"] for r in recorded] == [None, 15, 7, 4, 2, 6, 11]  # the epoch each run kept (stage1's unknown)
 
 
 def test_make_train_runs_the_chain_in_order_and_ships_its_last_stage() -> None:
@@ -74,13 +74,13 @@ def test_make_train_runs_the_chain_in_order_and_ships_its_last_stage() -> None:
         assert f"--out R/{config.stem} " in line and "--resume" in line and "--data D" in line
         init = re.search(r"--init (\S+)", line)
         assert (init[1] if init else None) == (f"R/{previous.stem}/best_model.pth" if previous else None)
-    assert "-m shoeseg.training.ship R/stage4_gpu_b/best_model.pth shoeseg/weights/resunet.pth" in printed
+    assert "-m shoeseg.training.ship R/stage6_real/best_model.pth shoeseg/weights/resunet.pth" in printed
     assert "stage5_studio" not in printed  # the next stage is not part of the shipped recipe
 
 
 def test_the_next_stage_starts_from_the_shipped_one() -> None:
     chain = config_chain(CONFIGS / "stage5_studio.yaml")
-    assert [s.config.name for s in chain] == [*SHIPPED_ORDER, "stage5_studio"]
+    assert [s.config.name for s in chain] == [*SHIPPED_ORDER[:-1], "stage5_studio"]  # from stage4_gpu_b's best
 
 
 def test_differences_name_the_changed_settings() -> None:
@@ -100,7 +100,7 @@ def test_dry_run_prints_the_chain_and_trains_nothing(capsys: pytest.CaptureFixtu
     train(["--config", str(SHIPPED_STAGE), "--dry-run"])
     printed = capsys.readouterr().out
     assert [line.split()[1] for line in printed.splitlines() if re.match(r"\s*\d+\. ", line)] == SHIPPED_ORDER
-    assert "resolved stage4_gpu_b:" in printed and "  epochs: 7" in printed and "  grad_clip: 5.0" in printed
+    assert "resolved stage6_real:" in printed and "  epochs: 24" in printed and "  fog_weight: 0.5" in printed
     train(["--config", str(CONFIGS / "stage5_studio.yaml"), "--init", str(DEFAULT_WEIGHTS), "--dry-run"])
     printed = capsys.readouterr().out  # from a checkpoint: its recorded chain comes first
     assert "(recorded) stage4_gpu_b epoch 6" in printed and " 1. stage5_studio" in printed

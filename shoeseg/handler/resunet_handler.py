@@ -23,10 +23,9 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
-from shoeseg.constants import DEFAULT_LOW_CONFIDENCE, RUNTIMES
+from shoeseg.constants import DEFAULT_LOW_CONFIDENCE
 from shoeseg.model import load_model
-from shoeseg.model.inference import best_sides
-from shoeseg.model.runtime import INT8_FILE, ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, onnx_file
+from shoeseg.model.sessions import archive_best_predictors, archive_predictor
 from shoeseg.pipeline.cost import (
     DEFAULT_MAX_BATCH_COST,
     DEFAULT_MAX_REQUEST_COST,
@@ -94,45 +93,6 @@ def find_checkpoint(model_dir: str, serialized_file: str | None) -> Path:
     return found[0]
 
 
-def choose_predictor(
-    model: torch.nn.Module, model_dir: Path, runtime: str, memory_arena: bool = True, onnx_chunk: int = 1
-) -> TorchPredictor | OnnxPredictor:
-    """``runtime`` auto: on CPU the .mar's int8 graph (bench: same IoU, 1.67x faster forward), else its fp32 graph,
-    else eager PyTorch (GPU, or no graph); ``onnx`` (fp32) / ``onnx-int8`` / ``torch`` force one (the ONNX
-    ones need their graph in the .mar and a CPU worker). ``memory_arena``, ``onnx_chunk`` (images per
-    onnxruntime run): see ``OnnxPredictor``."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"handler.runtime is {runtime!r} in model-config.yaml; use one of {', '.join(RUNTIMES)}")
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    names = {"onnx": [ONNX_FILE], "onnx-int8": [INT8_FILE], "auto": [INT8_FILE, ONNX_FILE] if on_cpu else []}
-    graph = next((model_dir / n for n in names.get(runtime, []) if (model_dir / n).is_file()), None)
-    if runtime.startswith("onnx") and not (graph and on_cpu):
-        hint = " (make calibrate, then make mar)" if runtime == "onnx-int8" else ""
-        raise FileNotFoundError(
-            f"handler.runtime: {runtime} needs {names[runtime][0]} in the .mar{hint} and a CPU worker"
-        )
-    if graph is not None:
-        return OnnxPredictor(graph, threads=torch.get_num_threads(), memory_arena=memory_arena, chunk=onnx_chunk)
-    return TorchPredictor(model)
-
-
-def best_predictors(model: torch.nn.Module, model_dir: Path, main: Predictor, memory_arena: bool) -> dict:
-    """quality=best's sides -> their path: when the worker runs onnxruntime, the .mar's graph for each (one
-    image per run; int8 when the main graph is, fp32 where the .mar has no int8 one), else the model's (eager
-    PyTorch handles any side)."""
-    if not isinstance(main, OnnxPredictor):
-        return {}
-    size, threads = model.config.input_size, torch.get_num_threads()
-    precisions = (True, False) if main.path.name == INT8_FILE else (False,)
-    predictors = {}
-    for side in (s for s in best_sides(size) if s != size):
-        graphs = (model_dir / onnx_file(side, size, int8) for int8 in precisions)
-        graph = next((g for g in graphs if g.is_file()), None)
-        if graph is not None:
-            predictors[side] = OnnxPredictor(graph, threads, memory_arena, chunk=1)
-    return predictors
-
-
 def _cost_limits(settings: dict[str, Any]) -> tuple[float, float]:
     """handler.max_request_cost and max_batch_cost (shoeseg/pipeline/cost.py; 0: no limit), checked."""
     request = float(settings.get("max_request_cost", DEFAULT_MAX_REQUEST_COST))
@@ -160,7 +120,7 @@ class ResUNetHandler(BaseHandler):
         self.device = torch.device(f"cuda:{gpu_id}" if use_cuda else "cpu")
         model = load_model(path, self.device)
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
-        predictor = choose_predictor(
+        predictor = archive_predictor(
             model,
             Path(props["model_dir"]),
             settings.get("runtime", "auto"),
@@ -176,7 +136,7 @@ class ResUNetHandler(BaseHandler):
             path,
             model=model,
             predictor=predictor,
-            best_predictors=best_predictors(model, Path(props["model_dir"]), predictor, bool(arena)),
+            best_predictors=archive_best_predictors(model, Path(props["model_dir"]), predictor, bool(arena)),
             max_pixels=int(settings.get("max_pixels", DEFAULT_MAX_PIXELS)),
             png_level=int(settings.get("png_compress_level", DEFAULT_PNG_LEVEL)),
         )

@@ -38,6 +38,17 @@ def object_rows_cols(alpha: np.ndarray, floor: float) -> tuple[int, int, int, in
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def visible(image: np.ndarray, alpha: np.ndarray, backdrop: tuple[int, int, int] | None) -> np.ndarray:
+    """(H, W) float32 1 where the 8-bit result shows the product: composited over an opaque ``backdrop`` where
+    some channel moves by half a level or more (alpha x |colour - backdrop| >= 0.5), on a transparent result
+    where the alpha survives 8-bit rounding (alpha >= 0.5 / 255). A white sole's faint edge on white is not
+    seen, so it does not count towards the product's box."""
+    if backdrop is None:
+        return (alpha >= 0.5 / 255).astype(np.float32)
+    difference = np.abs(image.astype(np.float32) - np.asarray(backdrop, np.float32)).max(axis=2)
+    return (alpha * difference >= 0.5).astype(np.float32)
+
+
 def canvas_size(options: Options, box_h: int, box_w: int) -> tuple[int, int]:
     """(width, height) of the canvas: the option's, or for ``square`` the side at which the product's box
     keeps its size at ``fill`` (at most ``MAX_SIZE``)."""
@@ -54,24 +65,31 @@ def resample(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def place_on_canvas(
-    image: np.ndarray, alpha: np.ndarray, options: Options, box: tuple[int, int, int, int]
+    image: np.ndarray,
+    alpha: np.ndarray,
+    options: Options,
+    box: tuple[int, int, int, int],
+    backdrop: tuple[int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The product's ``box`` (top, bottom, left, right) scaled so its binding side takes ``fill`` of the canvas
     and placed centred, or with ``align=bottom`` standing with its lowest opaque row at ``floor`` of the
-    canvas height, horizontally centred. Returns the canvas's RGB (H, W, 3) uint8 and alpha (H, W) float32."""
+    canvas height, horizontally centred. Centred means the scaled product's ``visible`` box (on ``backdrop``):
+    the filter's last faint rows may vanish, so the scaled box alone could sit a pixel or two off.
+    Returns the canvas's RGB (H, W, 3) uint8 and alpha (H, W) float32."""
     top, bottom, left, right = box
     width, height = canvas_size(options, bottom - top, right - left)
     scale = min(options.fill * width / (right - left), options.fill * height / (bottom - top))
     size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
     rgb = resample(np.ascontiguousarray(image[top:bottom, left:right]), size)
     part = np.clip(resample(np.ascontiguousarray(alpha[top:bottom, left:right]), size), 0.0, 1.0)
-    x = (width - size[0]) // 2
+    seen = object_rows_cols(visible(rgb, part, backdrop), 0.5) or (0, size[1], 0, size[0])
+    x = (width - seen[2] - seen[3]) // 2
     if options.align == "bottom":
         opaque = np.flatnonzero((part >= 0.5).any(axis=1))
         lowest = int(opaque[-1]) if opaque.size else size[1] - 1
         y = round(options.floor * (height - 1)) - lowest
     else:
-        y = (height - size[1]) // 2
+        y = (height - seen[0] - seen[1]) // 2
     out_rgb = np.zeros((height, width, 3), np.uint8)
     out_alpha = np.zeros((height, width), np.float32)
     # the placed part may reach past the canvas (align=bottom with a high product): only its overlap is drawn

@@ -13,7 +13,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from shoeseg.pipeline.catalogue import object_rows_cols, place_on_canvas, with_shadow
+from shoeseg.pipeline.catalogue import object_rows_cols, place_on_canvas, visible, with_shadow
 from shoeseg.pipeline.image_io import (
     DEFAULT_PNG_LEVEL,
     InvalidImageError,
@@ -27,9 +27,6 @@ from shoeseg.pipeline.options import OptionError, Options
 
 # Alpha below this is noise for crop=true (soft halos, shadows the model half-believes): 8/255.
 CROP_NOISE = 8 / 255
-# The smallest alpha that survives 8-bit rounding: a canvas places the box of every visible pixel when the
-# decisive matte has already cleared the noise, so the product's visible box is exactly `fill` of the canvas.
-VISIBLE_ALPHA = 0.5 / 255
 WEBP_QUALITY = 90  # lossy colour planes for rgba/rgb (libwebp keeps the alpha plane lossless); masks: lossless
 WEBP_MAX_SIDE = 16383
 WHITE = (255, 255, 255, 255)
@@ -61,6 +58,24 @@ def crop_box(alpha: np.ndarray, margin: tuple[float, bool], floor: float = CROP_
     pad = round(value / 100 * max(bottom - top, right - left)) if percent else round(value)
     h, w = alpha.shape
     return max(0, top - pad), min(h, bottom + pad), max(0, left - pad), min(w, right + pad)
+
+
+def canvas_box(
+    image: np.ndarray, alpha: np.ndarray, options: Options
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int] | None]:
+    """The box a canvas places: under the decisive matte (which leaves no noise) every pixel the result will
+    show (``catalogue.visible``: on the backdrop of an opaque result, else every alpha that survives 8-bit), so
+    the product's visible box is exactly ``fill`` of the canvas; else, as ``crop``, alpha >= 8/255.
+    Returns (top, bottom, left, right) and the backdrop it was seen on (None: transparent); ``NoObjectError``
+    (422) when nothing is there."""
+    opaque = options.output == "rgb" or (options.bg is not None and options.bg[3] == 255)
+    backdrop = (options.bg or WHITE)[:3] if opaque and options.output != "mask" else None
+    if options.threshold is not None or options.matte != "decisive":
+        return crop_box(alpha, (0.0, False), options.threshold or CROP_NOISE), backdrop
+    box = object_rows_cols(visible(image, alpha, backdrop), 0.5)
+    if box is None:
+        raise NoObjectError("found no object to place on the canvas (nothing visible); retry without canvas")
+    return box, backdrop
 
 
 def fit_size(image: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,16 +164,12 @@ def render(
         alpha = decisive_matte(image, alpha)
     if replace(options, tta=False, quality=DEFAULTS.quality) == DEFAULTS:  # how the alpha was made is done
         return encode_rgba_png(image, alpha, png_level)  # the common case, without copies
-    if options.crop or options.canvas is not None:
-        margin = options.margin if options.crop else (0.0, False)
-        clean = options.canvas is not None and options.matte == "decisive"
-        top, bottom, left, right = crop_box(
-            alpha, margin, options.threshold or (VISIBLE_ALPHA if clean else CROP_NOISE)
-        )
-        if options.canvas is not None:
-            image, alpha = place_on_canvas(image, alpha, options, (top, bottom, left, right))
-        else:
-            image, alpha = image[top:bottom, left:right], alpha[top:bottom, left:right]
+    if options.canvas is not None:
+        box, backdrop = canvas_box(image, alpha, options)
+        image, alpha = place_on_canvas(image, alpha, options, box, backdrop)
+    elif options.crop:
+        top, bottom, left, right = crop_box(alpha, options.margin, options.threshold or CROP_NOISE)
+        image, alpha = image[top:bottom, left:right], alpha[top:bottom, left:right]
     if options.size:
         image, alpha = fit_size(image, alpha, options.size)
     if options.threshold is not None:

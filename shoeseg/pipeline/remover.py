@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shoeseg.constants import DEFAULT_WEIGHTS, RUNTIMES
+from shoeseg.constants import DEFAULT_WEIGHTS
 from shoeseg.model import load_model
 from shoeseg.model.inference import best_sides, cutout_confidence
-from shoeseg.model.quantize import is_calibrated, quantize_graph, weights_digest
-from shoeseg.model.runtime import OnnxPredictor, Predictor, TorchPredictor, export_onnx, onnx_file
+from shoeseg.model.runtime import Predictor
+from shoeseg.model.sessions import make_predictor
 from shoeseg.pipeline.compose import render
 from shoeseg.pipeline.cutout import best_alpha
 from shoeseg.pipeline.image_io import (
@@ -73,51 +73,6 @@ def to_rgb(image: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
         return np.ascontiguousarray(rgb)
     raise InvalidImageError(f"cannot read an image from a {type(image).__name__}: pass bytes, a path, PIL or numpy")
-
-
-def graph_cache_dir() -> Path:
-    """Where exported ONNX graphs are kept: ``$SHOESEG_CACHE``, else ``$XDG_CACHE_HOME/shoeseg`` (~/.cache)."""
-    if os.environ.get("SHOESEG_CACHE"):
-        return Path(os.environ["SHOESEG_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shoeseg"
-
-
-def cached_graph(model: torch.nn.Module, weights: Path, size: int | None = None, int8: bool = False) -> Path:
-    """The model's ONNX graph at input side ``size`` (default its own), as the .mar packs it, exported once per
-    checkpoint, side and torch version (~20 s at 512 px on 2 CPU cores); ``int8``: its int8 QDQ graph, made
-    from the ranges calibrated beside ``weights`` (``model.quantize``; ``CalibrationError`` without them)."""
-    size = size or model.config.input_size
-    name = onnx_file(size, model.config.input_size, int8)
-    path = (
-        graph_cache_dir() / f"{weights_digest(weights)[:16]}-{model.config.input_size}-torch{torch.__version__}-{name}"
-    )
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        if int8:
-            quantize_graph(cached_graph(model, weights, size), tmp, weights)
-        else:
-            export_onnx(model, tmp, size)
-        tmp.replace(path)
-    return path
-
-
-def onnx_runtime(model: torch.nn.Module, runtime: str = "auto") -> bool:
-    """Whether ``runtime`` means onnxruntime for ``model``: ``auto`` on a CPU (the CPU server's path), never
-    on CUDA (the GPU server runs eager PyTorch); ``torch`` / ``onnx`` / ``onnx-int8`` force one."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    return runtime.startswith("onnx") or (runtime == "auto" and next(model.parameters()).device.type == "cpu")
-
-
-def make_predictor(model: torch.nn.Module, weights: Path, runtime: str = "auto", size: int | None = None) -> Predictor:
-    """The forward path ``runtime`` asks for (``onnx_runtime``) at input side ``size`` (default the model's):
-    the int8 graph for ``onnx-int8``, and for ``auto`` on a CPU when ``weights`` are calibrated (as the CPU
-    server; every side uses the same ranges: the graphs differ only in their side)."""
-    if not onnx_runtime(model, runtime):
-        return TorchPredictor(model)
-    int8 = runtime == "onnx-int8" or (runtime == "auto" and is_calibrated(weights))
-    return OnnxPredictor(cached_graph(model, weights, size, int8), threads=torch.get_num_threads(), chunk=1)
 
 
 @dataclass(frozen=True)

@@ -95,26 +95,6 @@ def free_port_overrides() -> dict[str, str]:
     }
 
 
-def pack_graphs(weights: Path, folder: Path) -> list[Path]:
-    """The CPU worker's graphs of ``weights`` into ``folder``: one per quality=best side (the model's own
-    first), plus their int8 versions when ``weights`` has calibrated ranges (``model.quantize.ranges_file``)."""
-    from shoeseg.model import load_model
-    from shoeseg.model.inference import best_sides
-    from shoeseg.model.quantize import CalibrationError, quantize_graph
-    from shoeseg.model.runtime import export_onnx, onnx_file
-
-    model = load_model(weights, "cpu")
-    size = model.config.input_size
-    sides = best_sides(size)
-    fp32 = [export_onnx(model, folder / onnx_file(side, size), side) for side in sides]
-    try:
-        int8 = [quantize_graph(g, folder / onnx_file(s, size, int8=True), weights) for s, g in zip(sides, fp32)]
-    except CalibrationError as err:  # a .mar without them still serves; only handler.runtime onnx-int8 needs them
-        print(f"no int8 graphs in the .mar: {err}")
-        int8 = []
-    return fp32 + int8
-
-
 def build_mar(
     weights: Path,
     export_dir: Path,
@@ -143,6 +123,8 @@ def build_mar(
         for module in ("__init__.py", "constants.py"):
             shutil.copy2(PACKAGE_DIR / module, src / "shoeseg" / module)
         if onnx:  # the CPU worker's graph, exported once here instead of compiled at every worker start
+            from shoeseg.model.sessions import pack_graphs
+
             pack_graphs(weights, src)
         cmd = [
             _bin("torch-model-archiver"),

@@ -19,7 +19,8 @@ import numpy as np
 
 from shoeseg.constants import DEFAULT_WEIGHTS
 from shoeseg.model.quantize import calibrate, ranges_file
-from shoeseg.pipeline.remover import Remover, cached_graph
+from shoeseg.model.sessions import cached_graph
+from shoeseg.pipeline.remover import Remover
 
 from .backgrounds import list_images
 from .composite_set import composites
