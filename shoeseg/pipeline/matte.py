@@ -16,6 +16,9 @@ import numpy as np
 EDGE_RADIUS = 0.004
 # The guided filter's regulariser on the grey guide in [0, 1]: below it, guide variance counts as noise.
 EDGE_EPS = 1e-3
+# The filter's coefficients are computed on a copy shrunk by radius / this (the fast guided filter, He & Sun
+# 2015), at least 1: at 1500 px (radius 6) a third of the size, a ninth of the box-filter work.
+PIXELS_PER_STEP = 2
 
 
 def box_mean(image: np.ndarray, radius: int) -> np.ndarray:
@@ -23,17 +26,28 @@ def box_mean(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, cv2.CV_32F, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
+def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float, step: int = 1) -> np.ndarray:
     """Grey guided filter: ``source`` smoothed where ``guide`` is flat, its edges kept where the guide has them.
+    ``step`` > 1: the fast guided filter, its linear coefficients computed on both shrunk by ``step`` and
+    brought back to full size (bilinear) before they are applied to the full-resolution guide.
 
     guide, source: (H, W) float32; returns (H, W) float32.
     """
-    mean_g, mean_s = box_mean(guide, radius), box_mean(source, radius)
-    var_g = box_mean(guide * guide, radius) - mean_g * mean_g
-    cov = box_mean(guide * source, radius) - mean_g * mean_s
+    h, w = guide.shape
+    small = (max(1, round(w / step)), max(1, round(h / step)))
+    g, src = guide, source
+    if step > 1:
+        g, src = (cv2.resize(x, small, interpolation=cv2.INTER_AREA) for x in (guide, source))
+    r = max(1, round(radius / step))
+    mean_g, mean_s = box_mean(g, r), box_mean(src, r)
+    var_g = box_mean(g * g, r) - mean_g * mean_g
+    cov = box_mean(g * src, r) - mean_g * mean_s
     a = cov / (var_g + eps)
     b = mean_s - a * mean_g
-    return box_mean(a, radius) * guide + box_mean(b, radius)
+    mean_a, mean_b = box_mean(a, r), box_mean(b, r)
+    if step > 1:
+        mean_a, mean_b = (cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (mean_a, mean_b))
+    return mean_a * guide + mean_b
 
 
 def decisive_matte(
@@ -55,7 +69,7 @@ def decisive_matte(
     top, bottom = max(0, rows[0] - pad), min(h, rows[-1] + 1 + pad)
     left, right = max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)
     grey = cv2.cvtColor(np.ascontiguousarray(image[top:bottom, left:right]), cv2.COLOR_RGB2GRAY)
-    soft = guided_filter(grey.astype(np.float32) / 255.0, out[top:bottom, left:right], radius, eps)
-    window = band[top:bottom, left:right]
-    out[top:bottom, left:right][window] = np.clip(soft[window], 0.0, 1.0)
+    step = max(1, radius // PIXELS_PER_STEP)
+    soft = guided_filter(grey.astype(np.float32) / 255.0, out[top:bottom, left:right], radius, eps, step)
+    np.copyto(out[top:bottom, left:right], np.clip(soft, 0.0, 1.0), where=band[top:bottom, left:right])
     return out
