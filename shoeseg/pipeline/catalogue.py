@@ -120,7 +120,7 @@ def standing_footprint(alpha: np.ndarray) -> tuple[np.ndarray, int, int, int] | 
         return None
     has_any = solid.any(axis=0)
     lowest_per_column = solid.shape[0] - 1 - np.argmax(solid[::-1], axis=0)
-    height_above = (bottom - 1 - lowest_per_column).astype(np.float32)
+    height_above = np.clip(bottom - 1 - lowest_per_column, 0, None).astype(np.float32)  # empty columns: 0
     footprint = np.where(has_any, np.exp(-height_above / max(1.0, CONTACT_FALLOFF * box_h)), 0.0)
     return footprint.astype(np.float32), bottom - 1, box_h, box_w
 
