@@ -135,9 +135,7 @@ def contact_shadow(alpha: np.ndarray, opacity: float, blur: float) -> np.ndarray
     shadow = np.zeros_like(alpha)
     thickness = max(1, round(0.01 * box_h))
     shadow[lowest + 1 : lowest + 1 + thickness] = footprint
-    sigma = max(0.5, blur * box_w)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), sigmaX=sigma, sigmaY=max(1.0, sigma / 3))
-    return finish_shadow(shadow, alpha, opacity, lowest, box_h)
+    return finish_shadow(shadow, alpha, opacity, blur * box_w, lowest, box_h)
 
 
 def drop_shadow(alpha: np.ndarray, opacity: float, blur: float) -> np.ndarray:
@@ -157,15 +155,18 @@ def drop_shadow(alpha: np.ndarray, opacity: float, blur: float) -> np.ndarray:
     rows = slice(max(0, lowest + 1 - squashed_h), lowest + 1)
     flat = flat[squashed_h - (rows.stop - rows.start) :]
     shadow[rows, max(0, shift) : w + min(0, shift)] = flat[:, max(0, -shift) : w - max(0, shift)]
-    sigma = max(0.5, blur * box_w)
+    return finish_shadow(shadow, alpha, opacity, blur * box_w, lowest, box_h)
+
+
+def finish_shadow(
+    shadow: np.ndarray, alpha: np.ndarray, opacity: float, sigma: float, lowest: int, box_h: int
+) -> np.ndarray:
+    """Blur the drawn ``shadow`` wide and flat (horizontal ``sigma`` px, vertical a third of it), fade it out
+    above the product's lowest ``SHADOW_TOP`` of its box (a linear ramp over that tenth's upper half, nothing
+    above it), then scale it so its darkest pixel that the product (``alpha``) leaves visible is ``opacity``;
+    under the product it may be darker (hidden), never above 1."""
+    sigma = max(0.5, sigma)
     shadow = cv2.GaussianBlur(shadow, (0, 0), sigmaX=sigma, sigmaY=max(1.0, sigma / 3))
-    return finish_shadow(shadow, alpha, opacity, lowest, box_h)
-
-
-def finish_shadow(shadow: np.ndarray, alpha: np.ndarray, opacity: float, lowest: int, box_h: int) -> np.ndarray:
-    """Fade ``shadow`` out above the product's lowest ``SHADOW_TOP`` of its box (a linear ramp over that
-    tenth's upper half, nothing above it), then scale it so its darkest pixel that the product (``alpha``)
-    leaves visible is ``opacity``; under the product it may be darker (hidden), never above 1."""
     limit = lowest + 1 - SHADOW_TOP * box_h  # no shadow above this row
     ramp_end = limit + SHADOW_TOP * box_h / 2
     rows = np.arange(shadow.shape[0], dtype=np.float32)
@@ -176,13 +177,13 @@ def finish_shadow(shadow: np.ndarray, alpha: np.ndarray, opacity: float, lowest:
     return np.clip(shadow * (opacity / peak), 0.0, 1.0).astype(np.float32)
 
 
-SHADOWS = {"contact": contact_shadow, "drop": drop_shadow}
+SHADOW_MAKERS = {"contact": contact_shadow, "drop": drop_shadow}  # options.SHADOWS but "none"
 
 
 def with_shadow(rgb: np.ndarray, alpha: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
     """The product over its black, semi-transparent shadow (Porter-Duff over): the RGB where the product is,
     and an alpha that holds both, so the cutout keeps its shadow on any backdrop."""
-    shadow = SHADOWS[options.shadow](alpha, options.shadow_opacity, options.shadow_blur)
+    shadow = SHADOW_MAKERS[options.shadow](alpha, options.shadow_opacity, options.shadow_blur)
     out_alpha = alpha + shadow * (1.0 - alpha)
     safe = np.where(out_alpha > 0, out_alpha, 1.0)[..., None]
     out_rgb = np.clip(rgb.astype(np.float32) * alpha[..., None] / safe + 0.5, 0, 255).astype(np.uint8)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shoeseg.model.inference import BEST_CROP_SCALE, BEST_SCALES
-from shoeseg.pipeline.compose import REFINE_MAX_PIXELS
+from shoeseg.pipeline.compose import DEFAULTS, REFINE_MAX_PIXELS
 from shoeseg.pipeline.image_io import InvalidImageError
 from shoeseg.pipeline.options import OPTIONS, SQUARE, Options, option_text
 
@@ -67,7 +67,6 @@ def max_megapixels(limit: float, options: Options) -> float:
     return int(low * 10) / 10
 
 
-DEFAULTS = Options()
 COSTLY_NAMES = ", ".join(spec.name for spec in OPTIONS if spec.costly)
 
 

@@ -33,7 +33,7 @@ from .chain import init_records, stage_record
 from .config import TrainConfig, data_root
 from .data import MixedSegmentationDataset, PairEvalDataset
 from .losses import fog_loss, segmentation_loss
-from .metrics import MetricAccumulator, per_image_metrics
+from .metrics import MetricAccumulator, band_width, per_image_metrics
 
 log = logging.getLogger("training")
 
@@ -329,7 +329,7 @@ class Trainer:
         cfg = self.cfg
         loss = segmentation_loss(logits, alpha, weight, cfg.ce_weight, cfg.dice_weight)
         if cfg.fog_weight:
-            band = max(1, round(cfg.fog_band * math.hypot(*alpha.shape[-2:])))
+            band = band_width(*alpha.shape[-2:], cfg.fog_band)
             loss = loss + cfg.fog_weight * fog_loss(logits, alpha, band)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
